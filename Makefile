@@ -1,0 +1,47 @@
+# driftgate: the one command surface. CI runs `make test`, exactly as people do.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+KAFKA_LIBS ?= build/kafka/libs
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test unit lint format typecheck kafka-jars clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv and install driftgate with its dev tools
+
+run: install ## Run the embedded demo (no Kafka needed)
+	$(VENV)/bin/driftgate demo
+
+kafka-jars: ## Fetch Apache Kafka jars from Maven Central (cached) for the test broker
+	bash tests/kafka/fetch.sh $(KAFKA_LIBS)
+
+lint: install ## ruff lint + format check
+	$(VENV)/bin/ruff check monitor detectors tests
+	$(VENV)/bin/ruff format --check monitor detectors tests
+
+format: install ## Apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff check --fix monitor detectors tests
+	$(VENV)/bin/ruff format monitor detectors tests
+
+typecheck: install ## mypy --strict on monitor/ and detectors/
+	$(VENV)/bin/mypy
+
+unit: install ## Fast tests only (no Kafka)
+	$(PY) -m pytest -m "not kafka"
+
+test: install kafka-jars lint typecheck ## Everything: lint, types, unit, doctests and real-Kafka tests
+	$(PY) -m pytest
+
+clean: ## Remove the venv, caches and build output
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,35 @@
+"""Online drift detection, free of Kafka and I/O.
+
+``detectors`` turns a stream of numbers into :class:`Change` reports. It never imports
+``monitor``; the monitor wires detectors in, one per segment x signal, through a
+:class:`DetectorBank`.
+
+>>> import random
+>>> from detectors import ADWINDetector
+>>> rng = random.Random(7)
+>>> det = ADWINDetector()
+>>> stream = [rng.gauss(0, 1) for _ in range(1000)] + [rng.gauss(3, 1) for _ in range(200)]
+>>> hits = [(i, c) for i, x in enumerate(stream) if (c := det.update(x)) is not None]
+>>> i, change = hits[0]
+>>> 1000 <= i < 1100, round(change.effect) >= 2
+(True, True)
+"""
+
+from detectors.adwin import ADWINDetector
+from detectors.bank import DetectorBank, SignalKind
+from detectors.base import Change, Detector, DetectorSpec, make_detector, registered
+from detectors.kswin import KSWINDetector
+from detectors.page_hinkley import PageHinkleyDetector
+
+__all__ = [
+    "ADWINDetector",
+    "Change",
+    "Detector",
+    "DetectorBank",
+    "DetectorSpec",
+    "KSWINDetector",
+    "PageHinkleyDetector",
+    "SignalKind",
+    "make_detector",
+    "registered",
+]

@@ -1,0 +1,371 @@
+"""The ``driftgate`` command line (Typer + Rich), thin over the rest of the package.
+
+Exit codes: 0 ok · 1 internal error · 2 bad config or usage · 3 source unavailable (missing
+file, unreachable broker, unknown topic) · 4 history store error · 5 sink error ·
+130 second interrupt.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from monitor import __version__
+from monitor.config import Settings, load_settings
+from monitor.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, DriftgateError
+from monitor.events import DriftEvent, Signal
+from monitor.logs import setup_logging
+from monitor.pipeline import RunSummary
+from monitor.schema import json_schema_text
+from monitor.service import build_monitor, install_stop_handlers
+from monitor.sources import DemoScenario
+from monitor.store import HistoryFilter, HistoryStore
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="driftgate",
+    help="Streaming drift monitor: watches inference logs per region and cohort and raises "
+    "scaling-halt signals (WARN / HALT) when inputs or behaviour drift.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+log = logging.getLogger("monitor.cli")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (YAML or TOML). Default: ./driftgate.yaml "
+                 "or ./driftgate.toml when present, else built-in defaults."),
+]
+DbOpt = Annotated[
+    str | None, typer.Option("--db", help="History SQLite file (overrides history.path).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output: one JSON object per line.")]
+LogFormatOpt = Annotated[
+    str | None, typer.Option("--log-format", help="Log format on stderr: text or json.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"driftgate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """driftgate: drift monitor and scaling-halt signals for staged AI rollouts."""
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn every failure into one line on stderr and a documented exit code."""
+    try:
+        yield
+    except DriftgateError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, typer.Abort, SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        log.debug("internal error", exc_info=True)
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(rerun with --log-level DEBUG for details, and please report it)"
+        )
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
+    return load_settings(config, overrides)
+
+
+def _parse_source(spec: str) -> dict[str, Any]:
+    if spec.startswith("file:"):
+        return {"kind": "file", "path": spec[5:] or "-"}
+    if spec == "-":
+        return {"kind": "file", "path": "-"}
+    if spec in ("kafka", "demo"):
+        return {"kind": spec}
+    raise ConfigError(f"bad --source {spec!r}: use file:PATH, '-' (stdin), kafka or demo")
+
+
+def _parse_time(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"bad {flag} {value!r}: use an RFC 3339 time (2026-11-23T10:00:00Z) or epoch ms"
+        ) from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp() * 1000)
+
+
+def _progress(enabled: bool | None, total: int | None, label: str) -> tuple[
+    Progress | None, Callable[[int], None] | None
+]:
+    show = err.is_terminal if enabled is None else enabled
+    if not show:
+        return None, None
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    )
+    task = bar.add_task(label, total=total)
+    return bar, lambda done: bar.update(task, completed=done)
+
+
+def _run_monitor(
+    settings: Settings,
+    *,
+    as_json: bool,
+    progress: bool | None,
+    scenario: DemoScenario | None = None,
+) -> RunSummary:
+    setup_logging(settings.logging.level, settings.logging.format)
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    with ExitStack() as stack:
+        monitor = build_monitor(settings, stack, as_json=as_json, scenario=scenario)
+        label = "demo" if scenario else f"{settings.source.kind}"
+        bar, on_progress = _progress(progress, monitor.source.total, label)
+        if bar is not None:
+            stack.enter_context(bar)
+        return monitor.run(stop, on_progress)
+
+
+def _print_summary(summary: RunSummary, history: str, as_json: bool) -> None:
+    if as_json:
+        body = summary.as_dict() | {"kind": "summary", "history": history}
+        body["signals"] = len(summary.signals)
+        sys.stdout.write(orjson.dumps(body).decode() + "\n")
+        return
+    n_halt = sum(1 for s in summary.signals if s.level.value == "HALT")
+    n_warn = len(summary.signals) - n_halt
+    rate = summary.records / summary.elapsed_s if summary.elapsed_s else 0.0
+    err.print(
+        f"[bold]{summary.status}[/]: {summary.records:,} records ({rate:,.0f}/s) in "
+        f"{summary.elapsed_s:.1f}s · {summary.segments} segments · "
+        f"{summary.dead_letters:,} dead letters · {summary.drift_events} drift events · "
+        f"[red]{n_halt} HALT[/] · [yellow]{n_warn} WARN[/] · history: {history}"
+    )
+    if summary.overflowed:
+        err.print(f"[yellow]{summary.overflowed:,} records went to the overflow segment[/]")
+    if summary.undelivered:
+        err.print(f"[yellow]{summary.undelivered} signals still pending delivery (retried)[/]")
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", "-s", help="Shortcut for the source: file:PATH, '-' (stdin), "
+                     "kafka, or demo."),
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+    ] = None,
+    log_format: LogFormatOpt = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = None,
+) -> None:
+    """Monitor the configured source (Kafka or a JSON Lines file) until it ends or is stopped.
+
+    A file is read to its end (resuming after the lines an earlier run already checkpointed);
+    Kafka is consumed until SIGTERM/SIGINT, which finishes and commits the batch in hand.
+    """
+    with _errors():
+        overrides: dict[str, Any] = {}
+        if source:
+            overrides["source"] = _parse_source(source)
+        if db:
+            overrides["history"] = {"path": db}
+        if log_format or log_level:
+            overrides["logging"] = {k: v for k, v in
+                                    (("format", log_format), ("level", log_level)) if v}
+        settings = _settings(config, overrides)
+        summary = _run_monitor(settings, as_json=as_json, progress=progress)
+        _print_summary(summary, settings.history.path, as_json)
+
+
+@app.command()
+def demo(
+    records: Annotated[int, typer.Option(min=1000, help="Records to generate.")] = 80_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 7,
+    db: Annotated[str, typer.Option("--db", help="History file for the demo (recreated).")] = "driftgate-demo.db",
+    as_json: JsonOpt = False,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+    ] = None,
+) -> None:
+    """Run the whole pipeline on a generated multi-region stream with one injected drift.
+
+    Three regions × three cohorts of a support assistant; from 60 % of the stream on,
+    enterprise users in eu-west send much longer prompts and get less confident answers.
+    No Kafka needed.
+    """
+    with _errors():
+        scenario = DemoScenario(records=records, seed=seed)
+        for suffix in ("", "-wal", "-shm"):
+            Path(db + suffix).unlink(missing_ok=True)
+        settings = load_settings(
+            overrides={
+                "source": {"kind": "demo", "batch_size": 2000,
+                           "dead_letter_path": "driftgate-demo-deadletter.jsonl"},
+                "history": {"path": db},
+                "signals": {"stdout": as_json},
+                "logging": {"level": "ERROR"},
+            },
+            search_cwd=False,
+        )
+        if not as_json:
+            err.print(
+                f"[bold]driftgate demo[/]: {records:,} inference logs, 3 regions × 3 cohorts; "
+                f"drift injected into {scenario.drift_region}/{scenario.drift_cohort} "
+                f"from record {scenario.drift_index + 1:,}"
+            )
+        summary = _run_monitor(settings, as_json=as_json, progress=progress, scenario=scenario)
+        if as_json:
+            _print_summary(summary, db, True)
+            return
+        _signals_table(summary.signals, title="Scaling-halt signals")
+        _print_summary(summary, db, False)
+        err.print(f"next: [bold]driftgate history --db {db}[/]  ·  [bold]driftgate status --db {db}[/]")
+
+
+def _open_store(config: Path | None, db: str | None) -> tuple[HistoryStore, str]:
+    settings = _settings(config, {"history": {"path": db}} if db else {})
+    path = settings.history.path
+    if not Path(path).is_file():
+        raise ConfigError(f"no drift history at {path} yet (run `driftgate run` or pass --db FILE)")
+    return HistoryStore(path), path
+
+
+def _ts(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _signals_table(signals: list[Signal], title: str) -> None:
+    if not signals:
+        out.print("[green]no scaling-halt signals[/]")
+        return
+    table = Table(title=title, title_justify="left")
+    for col in ("time (UTC)", "level", "scope", "reason", "at"):
+        table.add_column(col, overflow="fold")
+    for s in signals:
+        color = "red" if s.level.value == "HALT" else "yellow"
+        table.add_row(_ts(s.ts_ms), f"[{color}]{s.level.value}[/]", s.segment, s.reason, str(s.position))
+    out.print(table)
+
+
+@app.command()
+def history(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
+    cohort: Annotated[str | None, typer.Option(help="Only this cohort.")] = None,
+    signal: Annotated[str | None, typer.Option(help="Only this signal, e.g. feature:prompt_tokens.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only drift, WARN or HALT.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drift events and signals, oldest first: a table, or JSON Lines with --json."""
+    with _errors():
+        if kind is not None and kind not in ("drift", "WARN", "HALT"):
+            raise ConfigError(f"bad --kind {kind!r}: use drift, WARN or HALT")
+        f = HistoryFilter(
+            region=region, cohort=cohort, signal=signal, kind=kind,
+            since_ms=_parse_time(since, "--since"), until_ms=_parse_time(until, "--until"),
+            limit=limit,
+        )
+        store, _ = _open_store(config, db)
+        rows = store.history(f)
+        if as_json:
+            sys.stdout.write("".join(orjson.dumps(r.as_dict()).decode() + "\n" for r in rows))
+            return
+        table = Table(title=f"Drift history ({len(rows)} rows)", title_justify="left")
+        for col in ("time (UTC)", "kind", "segment", "signal / reason", "effect", "at"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            if isinstance(r, DriftEvent):
+                table.add_row(_ts(r.ts_ms), "drift", r.segment, r.signal, f"{r.effect:+.2f}σ",
+                              str(r.position))
+            else:
+                color = "red" if r.level.value == "HALT" else "yellow"
+                table.add_row(_ts(r.ts_ms), f"[{color}]{r.level.value}[/]", r.segment, r.reason, "",
+                              str(r.position))
+        out.print(table)
+
+
+@app.command()
+def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """The signals in force per scope (a HALT stays until a person lifts it)."""
+    with _errors():
+        store, path = _open_store(config, db)
+        active = store.active_signals()
+        totals = store.totals()
+        if as_json:
+            sys.stdout.write("".join(orjson.dumps(s.as_dict()).decode() + "\n" for s in active))
+            return
+        _signals_table(active, title=f"Active signals ({path})")
+        err.print(
+            f"{totals['runs']} runs · {totals['records']:,} records · "
+            f"{totals['dead_letters']:,} dead letters · {totals['drift_events']} drift events · "
+            f"{totals['signals']} signals"
+        )
+
+
+@app.command()
+def schema(
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file instead.")] = None,
+) -> None:
+    """Print the JSON Schema of inference-log records (schema v1)."""
+    with _errors():
+        text = json_schema_text()
+        if out_file:
+            out_file.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except typer.Exit as exc:  # pragma: no cover - typer exits via SystemExit normally
+        sys.exit(exc.exit_code)
+    except ConfigError as exc:  # pragma: no cover
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(EXIT_CONFIG)

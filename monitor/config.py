@@ -1,0 +1,252 @@
+"""driftgate's settings: one typed, frozen object, parsed and validated once at the edge.
+
+Settings come from, highest priority first:
+
+1. environment variables ``DRIFTGATE_<SECTION>__<KEY>`` (e.g. ``DRIFTGATE_SOURCE__KIND=kafka``,
+   ``DRIFTGATE_HISTORY__PATH=/var/lib/driftgate/history.db``);
+2. the config file (YAML ``.yaml``/``.yml`` or TOML ``.toml``) given with ``--config``, or
+   ``driftgate.yaml`` / ``driftgate.toml`` in the working directory when present;
+3. the defaults below.
+
+Lists in environment variables are JSON: ``DRIFTGATE_SOURCE__TOPICS='["logs-eu","logs-us"]'``.
+
+>>> s = load_settings(overrides={"segments": {"dimensions": ["region"]}})
+>>> s.segments.dimensions, s.detection.detector, s.history.path
+(['region'], 'adwin', 'driftgate.db')
+>>> load_settings(overrides={"segments": {"max_segments": 0}})
+Traceback (most recent call last):
+...
+monitor.errors.ConfigError: bad config: segments.max_segments = 0: Input should be greater than or equal to 1
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from monitor.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILES",
+    "DecisionSettings",
+    "DetectionSettings",
+    "HistorySettings",
+    "LoggingSettings",
+    "Settings",
+    "SignalSettings",
+    "SourceSettings",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_FILES = ("driftgate.yaml", "driftgate.yml", "driftgate.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Section):
+    """Where inference logs come from."""
+
+    kind: Literal["kafka", "file", "demo"] = "file"
+    path: str = Field("-", description="JSON Lines file for kind=file; '-' reads stdin.")
+    bootstrap_servers: str = "localhost:9092"
+    topics: list[str] = Field(default_factory=lambda: ["inference-logs"], min_length=1)
+    group_id: str = "driftgate"
+    client_id: str = "driftgate"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    connect_timeout_s: float = Field(15.0, gt=0, description="Give up reaching the broker after.")
+    poll_timeout_ms: int = Field(500, ge=1)
+    batch_size: int = Field(500, ge=1, description="Records per batch (and per checkpoint).")
+    max_record_bytes: int = Field(1_048_576, ge=64)
+    dead_letter_topic: str = "driftgate.deadletter"
+    dead_letter_path: str = "driftgate-deadletter.jsonl"
+    idle_exit_s: float | None = Field(
+        None, gt=0, description="Kafka only: exit 0 after this long with no new records."
+    )
+
+
+class SegmentSettings(_Section):
+    """How records are grouped into monitored segments."""
+
+    dimensions: list[str] = Field(default_factory=lambda: ["region", "cohort"], min_length=1)
+    rollups: bool = Field(True, description="Also watch global and per-dimension roll-ups.")
+    max_segments: int = Field(1000, ge=1, description="Cardinality cap; beyond it: overflow.")
+
+
+class DetectionSettings(_Section):
+    """Which detector watches every segment x signal (basic mode)."""
+
+    detector: Literal["adwin", "page_hinkley", "kswin"] = "adwin"
+    params: dict[str, Any] = Field(default_factory=dict)
+    warmup: int = Field(200, ge=0, description="Observations before a detector may fire.")
+    confirm: int = Field(30, ge=1, description="Observations averaged to measure a change.")
+    features: list[str] | None = Field(
+        None, description="Numeric features to watch; null watches every numeric feature."
+    )
+    max_features: int = Field(64, ge=0, description="Cap on distinct feature signals.")
+
+
+class DecisionSettings(_Section):
+    """How drift events become WARN / HALT signals."""
+
+    warn_effect: float = Field(0.5, ge=0, description="|shift| in pre-change sigmas for WARN.")
+    halt_effect: float = Field(1.0, gt=0, description="|shift| in sigmas that HALTs at once.")
+    halt_after: int = Field(
+        3, ge=1, description="WARN escalates to HALT after this many WARN-level events."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DecisionSettings:
+        if self.halt_effect < self.warn_effect:
+            raise ValueError(
+                f"halt_effect ({self.halt_effect}) must be >= warn_effect ({self.warn_effect})"
+            )
+        return self
+
+
+class SignalSettings(_Section):
+    """Where scaling-halt signals go."""
+
+    stdout: bool = True
+    jsonl_path: str | None = Field(None, description="Append signals to this JSON Lines file.")
+    control_topic: str | None = Field(
+        "driftgate.control", description="Kafka control topic (kafka source only; null: off)."
+    )
+
+
+class HistorySettings(_Section):
+    """Where the drift history lives."""
+
+    path: str = Field("driftgate.db", description="SQLite file of the drift history.")
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+class Settings(BaseSettings):
+    """Everything driftgate can be told, validated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    source: SourceSettings = Field(default_factory=SourceSettings)  # type: ignore[arg-type]
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)  # type: ignore[arg-type]
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
+    decisions: DecisionSettings = Field(default_factory=DecisionSettings)  # type: ignore[arg-type]
+    signals: SignalSettings = Field(default_factory=SignalSettings)  # type: ignore[arg-type]
+    history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)  # type: ignore[arg-type]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the file (passed as init kwargs): operators override a
+        # mounted config per pod without editing it.
+        return (env_settings, init_settings)
+
+    def dump(self) -> dict[str, Any]:
+        """Settings as plain data, secrets masked."""
+        return self.model_dump(mode="json")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path} (pass an existing --config FILE)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"config file {path} must end in .yaml, .yml or .toml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        msg = str(exc).replace("\n", " ")
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:]}: {msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections at top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _describe(err: ValidationError, data: dict[str, Any]) -> str:
+    parts = []
+    for e in err.errors(include_url=False):
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            parts.append(f"unknown key {loc!r}")
+            continue
+        value: Any = data
+        for p in e["loc"]:
+            value = value.get(p) if isinstance(value, dict) else None
+        shown = f" = {value!r}" if value is not None and not isinstance(value, dict) else ""
+        parts.append(f"{loc}{shown}: {msg}")
+    return "bad config: " + "; ".join(parts)
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    search_cwd: bool = True,
+) -> Settings:
+    """Load, merge and validate settings; raise :class:`ConfigError` with a one-line reason.
+
+    ``overrides`` (from CLI flags) beat the file; the environment beats both.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(Path(path))
+    elif search_cwd:
+        for name in DEFAULT_CONFIG_FILES:
+            if Path(name).is_file():
+                data = _read_file(Path(name))
+                break
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data)) from None
+    except ValueError as exc:  # env values that are not valid JSON for complex fields
+        env_keys = sorted(k for k in os.environ if k.startswith("DRIFTGATE_"))
+        raise ConfigError(f"bad config from environment ({', '.join(env_keys)}): {exc}") from None

@@ -1,0 +1,111 @@
+"""Decisions: drift events become scoped WARN / HALT scaling-halt signals.
+
+Rules, per scope (a leaf segment, a roll-up, or global):
+
+* an event whose shift is smaller than ``warn_effect`` pre-change sigmas is kept in the
+  history as evidence but raises no signal;
+* a shift of at least ``halt_effect`` sigmas raises HALT at once;
+* a smaller shift raises WARN; the ``halt_after``-th WARN-level event in a scope that is
+  already at WARN escalates it to HALT (persistent drift, even if moderate);
+* a scope at HALT stays there: more events add evidence to the history, not new signals.
+  A HALT is lifted only by a person.
+
+>>> from monitor.config import DecisionSettings
+>>> from monitor.events import DriftEvent, Position
+>>> engine = DecisionEngine(DecisionSettings(warn_effect=0.5, halt_effect=1.0, halt_after=2))
+>>> def ev(effect, n):
+...     return DriftEvent("region=eu", "region", {"region": "eu"}, "latency_ms", "adwin",
+...                       effect, 100.0, 100.0 + effect * 10, 10.0, 1000, 0, Position("demo", 0, n))
+>>> engine.decide(ev(0.2, 1)) is None
+True
+>>> engine.decide(ev(0.7, 2)).level.value
+'WARN'
+>>> engine.decide(ev(-0.6, 3)).level.value
+'HALT'
+>>> engine.decide(ev(3.0, 4)) is None
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from monitor.config import DecisionSettings
+from monitor.events import DriftEvent, Level, Signal
+
+__all__ = ["ActiveScope", "DecisionEngine"]
+
+
+@dataclass(slots=True)
+class ActiveScope:
+    """The signal in force for one scope and the events behind it."""
+
+    level: Level
+    signal_id: str
+    evidence: list[str] = field(default_factory=list)
+
+
+def describe(event: DriftEvent) -> str:
+    """One line a person can act on: what moved, by how much, where."""
+    direction = "rose" if event.effect > 0 else "fell"
+    return (
+        f"{event.signal} {direction} {abs(event.effect):.1f}σ "
+        f"({event.before:.4g} → {event.after:.4g}) in {event.segment} [{event.detector}]"
+    )
+
+
+class DecisionEngine:
+    """Turns drift events into signals; remembers the active signal of every scope."""
+
+    def __init__(
+        self, settings: DecisionSettings, active: dict[str, ActiveScope] | None = None
+    ) -> None:
+        self.settings = settings
+        self.active: dict[str, ActiveScope] = dict(active or {})
+
+    @classmethod
+    def from_signals(cls, settings: DecisionSettings, signals: list[Signal]) -> DecisionEngine:
+        """Rebuild the engine from the active signals kept in the history store."""
+        active: dict[str, ActiveScope] = {}
+        for s in sorted(signals, key=lambda s: (s.ts_ms, s.level.rank)):
+            cur = active.get(s.segment)
+            if cur is None or s.level.rank >= cur.level.rank:
+                active[s.segment] = ActiveScope(s.level, s.id, list(s.evidence))
+        return cls(settings, active)
+
+    def decide(self, event: DriftEvent) -> Signal | None:
+        """The signal this event raises, or None (below WARN, or scope already at HALT)."""
+        size = abs(event.effect)
+        if size < self.settings.warn_effect:
+            return None
+        cur = self.active.get(event.segment)
+        if cur is not None and cur.level is Level.HALT:
+            return None
+        if size >= self.settings.halt_effect:
+            return self._raise(Level.HALT, event, cur, describe(event))
+        if cur is None:
+            return self._raise(Level.WARN, event, None, describe(event))
+        cur.evidence.append(event.id)
+        if len(cur.evidence) >= self.settings.halt_after:
+            reason = f"{len(cur.evidence)} WARN-level drifts in a row; latest: {describe(event)}"
+            return self._raise(Level.HALT, event, cur, reason)
+        return None
+
+    def _raise(
+        self, level: Level, event: DriftEvent, cur: ActiveScope | None, reason: str
+    ) -> Signal:
+        evidence = list(cur.evidence) if cur else []
+        if event.id not in evidence:
+            evidence.append(event.id)
+        sig = Signal(
+            level=level,
+            segment=event.segment,
+            scope=event.scope,
+            labels=event.labels,
+            reason=reason,
+            evidence=tuple(evidence),
+            ts_ms=event.ts_ms,
+            position=event.position,
+        )
+        self.active[event.segment] = ActiveScope(level, sig.id, evidence)
+        return sig

@@ -1,0 +1,85 @@
+"""Signals: the numbers driftgate watches in every record.
+
+* ``feature:<name>`` for every numeric feature (booleans count as 0/1 rates; strings and
+  nulls are left to the categorical detectors of a later version);
+* behaviour: ``confidence``, ``latency_ms``, ``refusal_rate``, ``safety_flag_rate``,
+  ``error_rate``.
+
+>>> from monitor.schema import InferenceLog
+>>> rec = InferenceLog.model_validate({"schema_version": 1, "request_id": "r",
+...     "timestamp": 0, "model": "m", "model_version": "1", "region": "eu", "cohort": "a",
+...     "features": {"tokens": 12, "vip": True, "lang": "de"}, "prediction": "x",
+...     "confidence": 0.8, "latency_ms": 40.0, "refused": False, "safety_flags": ["pii"]})
+>>> [(name, x) for name, x, _ in Observer().observe(rec)]
+[('feature:tokens', 12.0), ('feature:vip', 1.0), ('confidence', 0.8), ('latency_ms', 40.0), ('refusal_rate', 0.0), ('safety_flag_rate', 1.0), ('error_rate', 0.0)]
+"""
+
+from __future__ import annotations
+
+import logging
+
+from detectors import SignalKind
+from monitor.schema import InferenceLog
+
+__all__ = ["BEHAVIOUR_SIGNALS", "Observer"]
+
+log = logging.getLogger(__name__)
+
+BEHAVIOUR_SIGNALS = ("confidence", "latency_ms", "refusal_rate", "safety_flag_rate", "error_rate")
+NUM = SignalKind.NUMERIC
+RATE = SignalKind.RATE
+
+
+class Observer:
+    """Extracts (signal, value, kind) triples from a record.
+
+    ``features`` limits the watched features (None: every numeric feature, up to
+    ``max_features`` distinct names; later names are ignored with one warning).
+    """
+
+    def __init__(self, features: list[str] | None = None, max_features: int = 64) -> None:
+        self.allowed = set(features) if features is not None else None
+        self.max_features = max_features
+        self._names: dict[str, str] = {}  # feature -> signal name, for the admitted ones
+        self._refused: set[str] = set()
+
+    def _signal_name(self, feature: str) -> str | None:
+        name = self._names.get(feature)
+        if name is not None:
+            return name
+        if feature in self._refused:
+            return None
+        if (self.allowed is not None and feature not in self.allowed) or len(
+            self._names
+        ) >= self.max_features:
+            if self.allowed is None and not self._refused:
+                log.warning(
+                    "feature cap reached (%d): feature %r and later new ones are not watched; "
+                    "raise detection.max_features or list detection.features",
+                    self.max_features,
+                    feature,
+                )
+            self._refused.add(feature)
+            return None
+        name = self._names[feature] = "feature:" + feature
+        return name
+
+    def observe(self, rec: InferenceLog) -> list[tuple[str, float, SignalKind]]:
+        out: list[tuple[str, float, SignalKind]] = []
+        for feature, value in rec.features.items():
+            if value is None or isinstance(value, str):
+                continue
+            name = self._signal_name(feature)
+            if name is None:
+                continue
+            if isinstance(value, bool):
+                out.append((name, 1.0 if value else 0.0, RATE))
+            else:
+                out.append((name, float(value), NUM))
+        if rec.confidence is not None:
+            out.append(("confidence", rec.confidence, NUM))
+        out.append(("latency_ms", rec.latency_ms, NUM))
+        out.append(("refusal_rate", 1.0 if rec.refused else 0.0, RATE))
+        out.append(("safety_flag_rate", 1.0 if rec.safety_flags else 0.0, RATE))
+        out.append(("error_rate", 1.0 if rec.error else 0.0, RATE))
+        return out

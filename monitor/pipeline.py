@@ -1,0 +1,223 @@
+"""The monitor loop: poll → parse → segment → detect → decide → checkpoint → deliver.
+
+One batch at a time:
+
+1. ``source.poll`` a batch of raw records;
+2. parse each against schema v1; a bad record goes to the dead-letter sink with its reason
+   and position, and is counted;
+3. map each good record to its segments (leaf + roll-ups) and feed every signal to that
+   segment's detector bank; confirmed changes become drift events, and the decision engine
+   turns drift events into WARN / HALT signals;
+4. flush the dead-letter sink (durable before anything is committed);
+5. checkpoint: one history-store transaction with the events, signals (+ outbox rows), record
+   counts, detector states and the next source offsets (see ``monitor.store.history``);
+6. deliver pending signals from the outbox to every signal sink, marking each delivered;
+7. ``source.commit`` the offsets (Kafka group offsets, for lag tools).
+
+A stop request (SIGTERM/SIGINT) is honoured between batches, so the batch in hand is always
+finished, checkpointed and delivered first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from detectors import DetectorBank, DetectorSpec
+from monitor.config import Settings
+from monitor.decisions import DecisionEngine
+from monitor.errors import SinkError
+from monitor.events import DriftEvent, Position, Signal
+from monitor.observe import Observer
+from monitor.schema import BadRecord, parse_record
+from monitor.segments import Segmenter
+from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
+from monitor.sources.base import RawRecord, Source
+from monitor.store import Batch, HistoryStore
+from monitor.telemetry import Metrics
+
+__all__ = ["Monitor", "RunSummary"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What one run did."""
+
+    run_id: str
+    source: str
+    status: str = "running"
+    records: int = 0
+    dead_letters: int = 0
+    drift_events: int = 0
+    signals: list[Signal] = field(default_factory=list)
+    segments: int = 0
+    overflowed: int = 0
+    elapsed_s: float = 0.0
+    undelivered: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "source": self.source,
+            "status": self.status,
+            "records": self.records,
+            "dead_letters": self.dead_letters,
+            "drift_events": self.drift_events,
+            "signals": [s.as_dict() for s in self.signals],
+            "segments": self.segments,
+            "overflowed": self.overflowed,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "undelivered": self.undelivered,
+        }
+
+
+class Monitor:
+    """Runs the loop for one source until it is exhausted or asked to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: Source,
+        store: HistoryStore,
+        dead_letters: DeadLetterSink,
+        sinks: list[SignalSink],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.store = store
+        self.dead_letters = dead_letters
+        self.sinks = sinks
+        self.metrics = metrics or Metrics()
+        det = settings.detection
+        self.spec = DetectorSpec(det.detector, det.params, det.warmup, det.confirm)
+        self.spec.build()  # validate the parameters now, not on the first record
+        seg = settings.segments
+        self.segmenter = Segmenter(seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups)
+        self.observer = Observer(det.features, det.max_features)
+        self.banks: dict[str, DetectorBank] = {
+            key: DetectorBank.from_state(blob) for key, blob in store.detector_states().items()
+        }
+        self.engine = DecisionEngine.from_signals(settings.decisions, store.active_signals())
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> RunSummary:
+        stop = stop or threading.Event()
+        started = time.monotonic()
+        run_id = self.store.start_run(self.source.name, self.settings.dump())
+        summary = RunSummary(run_id=run_id, source=self.source.name)
+        self.source.resume(self.store.offsets())
+        self._deliver(summary)  # signals left pending by an earlier run
+        batch_size = self.settings.source.batch_size
+        idle_exit = self.settings.source.idle_exit_s
+        last_data = time.monotonic()
+        status = "failed"
+        try:
+            while not stop.is_set() and not self.source.exhausted:
+                records = self.source.poll(batch_size)
+                if not records:
+                    if idle_exit is not None and time.monotonic() - last_data >= idle_exit:
+                        log.info("no new records for %.1fs; stopping (source.idle_exit_s)", idle_exit)
+                        break
+                    continue
+                last_data = time.monotonic()
+                self._process(run_id, records, summary)
+                if on_progress is not None:
+                    on_progress(self.source.progress)
+            status = "interrupted" if stop.is_set() else "ok"
+        finally:
+            summary.status = status
+            summary.segments = self.segmenter.n_segments
+            summary.overflowed = self.segmenter.overflowed
+            summary.elapsed_s = time.monotonic() - started
+            self.store.finish_run(run_id, status)
+        return summary
+
+    def _process(self, run_id: str, records: list[RawRecord], summary: RunSummary) -> None:
+        batch = Batch()
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        offsets = batch.offsets
+        dims = self.segmenter.dimensions
+        max_bytes = self.settings.source.max_record_bytes
+        touched: set[str] = set()
+        overflow_before = self.segmenter.overflowed
+        for raw in records:
+            pos = raw.position
+            key = (pos.source, pos.partition)
+            if offsets.get(key, -1) <= pos.offset:
+                offsets[key] = pos.offset + 1
+            try:
+                rec = parse_record(raw.value, max_bytes)
+            except BadRecord as exc:
+                self.dead_letters.add(DeadLetter(raw.value, exc.reason, pos))
+                batch.dead_letters += 1
+                continue
+            batch.records += 1
+            obs = self.observer.observe(rec)
+            tag = (pos, rec.ts_ms)
+            for seg in self.segmenter.segments_for(tuple(rec.dimension(d) for d in dims)):
+                counts[(seg.key, seg.scope)] += 1
+                bank = self.banks.get(seg.key)
+                if bank is None:
+                    bank = self.banks[seg.key] = DetectorBank(self.spec)
+                touched.add(seg.key)
+                for name, x, kind in obs:
+                    change = bank.update(name, x, kind, tag)
+                    if change is None:
+                        continue
+                    fired_at, ts_ms = change.tag  # type: ignore[misc]
+                    event = DriftEvent(
+                        segment=seg.key, scope=seg.scope, labels=seg.labels, signal=name,
+                        detector=change.detector, effect=change.effect, before=change.before,
+                        after=change.after, scale=change.scale, observations=change.n,
+                        ts_ms=ts_ms, position=fired_at,
+                    )
+                    batch.events.append(event)
+                    sig = self.engine.decide(event)
+                    if sig is not None:
+                        batch.signals.append(sig)
+        batch.counts = dict(counts)
+        batch.states = {key: self.banks[key].state() for key in touched}
+
+        self.dead_letters.flush()
+        t0 = time.monotonic()
+        self.store.checkpoint(run_id, batch, [s.name for s in self.sinks])
+        self.metrics.checkpoints.record(time.monotonic() - t0)
+        self._deliver(summary)
+        self.source.commit(batch.offsets)
+
+        summary.records += batch.records
+        summary.dead_letters += batch.dead_letters
+        summary.drift_events += len(batch.events)
+        summary.signals.extend(batch.signals)
+        self.metrics.records.add(batch.records)
+        self.metrics.dead_letters.add(batch.dead_letters)
+        self.metrics.drift_events.add(len(batch.events))
+        self.metrics.signals.add(len(batch.signals))
+        self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
+        for s in batch.signals:
+            log.log(logging.WARNING, "%s %s: %s", s.level.value, s.segment, s.reason)
+
+    def _deliver(self, summary: RunSummary) -> None:
+        undelivered = 0
+        for sink in self.sinks:
+            pending = self.store.pending(sink.name)
+            if not pending:
+                continue
+            try:
+                sink.deliver(pending)
+            except SinkError as exc:
+                undelivered += len(pending)
+                log.warning("%s", exc)
+                continue
+            self.store.mark_delivered(sink.name, [s.id for s in pending])
+        summary.undelivered = undelivered

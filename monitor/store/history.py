@@ -1,0 +1,374 @@
+"""HistoryStore: the one place driftgate reads and writes its durable state.
+
+The checkpoint is one transaction. In order:
+
+1. insert the batch's drift events and signals (ids are deterministic: a replayed batch
+   inserts nothing twice);
+2. add one outbox row per new signal and configured signal sink (pending delivery);
+3. add the batch's record counts to every segment it touched;
+4. write the serialized detector banks of the segments the batch touched;
+5. move the source offsets past the batch;
+6. add the batch's counters to the run.
+
+Because offsets and everything derived from the records move together, a monitor that is
+stopped or killed at any point resumes from the last checkpoint and processes every record
+exactly once in the history. Delivery from the outbox happens after the commit.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.errors import StoreError
+from monitor.events import DriftEvent, Level, Position, Signal
+from monitor.store import tables as t
+
+__all__ = ["Batch", "HistoryFilter", "HistoryStore"]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one batch of records produced, committed together by :meth:`checkpoint`."""
+
+    events: list[DriftEvent] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (segment, scope) -> n
+    states: dict[str, bytes] = field(default_factory=dict)  # segment -> detector bank blob
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # -> next offset
+    records: int = 0
+    dead_letters: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilter:
+    """Filters of ``driftgate history`` (all optional; times in epoch ms, inclusive)."""
+
+    region: str | None = None
+    cohort: str | None = None
+    signal: str | None = None
+    kind: str | None = None  # drift | WARN | HALT
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int | None = None
+
+
+def _position(row: Any) -> Position:
+    return Position(row.source, row.partition, row.offset)
+
+
+def _signal_from_row(row: Any) -> Signal:
+    return Signal(
+        level=Level(row.level),
+        segment=row.segment,
+        scope=row.scope,
+        labels=dict(row.labels),
+        reason=row.reason,
+        evidence=tuple(row.evidence),
+        ts_ms=row.ts_ms,
+        position=_position(row),
+        id=row.id,
+    )
+
+
+def _event_from_row(row: Any) -> DriftEvent:
+    return DriftEvent(
+        segment=row.segment,
+        scope=row.scope,
+        labels=dict(row.labels),
+        signal=row.signal,
+        detector=row.detector,
+        effect=row.effect,
+        before=row.before,
+        after=row.after,
+        scale=row.scale,
+        observations=row.observations,
+        ts_ms=row.ts_ms,
+        position=_position(row),
+        id=row.id,
+    )
+
+
+class HistoryStore:
+    """The drift history in SQLite.
+
+    >>> import tempfile, os
+    >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+    >>> run = store.start_run("demo")
+    >>> store.checkpoint(run, Batch(offsets={("demo", 0): 10}, records=10), sinks=[])
+    >>> store.offsets()
+    {('demo', 0): 10}
+    >>> store.close()
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._engine: Engine = create_engine(f"sqlite:///{self.path}")
+            event.listen(self._engine, "connect", _sqlite_pragmas)
+            t.metadata.create_all(self._engine)
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sqlite_insert(t.meta)
+                    .values(key="schema_version", value=str(t.SCHEMA_VERSION))
+                    .on_conflict_do_nothing()
+                )
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot open the history store {self.path}: {exc.__class__.__name__}: "
+                f"{str(exc.orig) if hasattr(exc, 'orig') else exc} "
+                "(check history.path points to a writable SQLite file)"
+            ) from None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"history store {self.path}: {exc.__class__.__name__}: {exc}") from None
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(self, source: str, config: dict[str, Any] | None = None) -> str:
+        run_id = uuid.uuid4().hex
+        with self._tx() as conn:
+            conn.execute(
+                t.runs.insert().values(
+                    id=run_id, source=source, started_at=_now_ms(), status="running",
+                    records=0, dead_letters=0, drift_events=0, signals=0, config=config,
+                )
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(t.runs).where(t.runs.c.id == run_id).values(status=status, ended_at=_now_ms())
+            )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self._tx() as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.id == run_id)).one()
+        return dict(row._mapping)
+
+    # -- checkpoint ---------------------------------------------------------------------------
+
+    def checkpoint(self, run_id: str, batch: Batch, sinks: Iterable[str]) -> None:
+        """Commit one batch atomically (see the module docstring for the steps)."""
+        sinks = list(sinks)
+        with self._tx() as conn:
+            if batch.events:
+                conn.execute(
+                    sqlite_insert(t.drift_events).on_conflict_do_nothing(),
+                    [self._event_row(run_id, e) for e in batch.events],
+                )
+            if batch.signals:
+                conn.execute(
+                    sqlite_insert(t.signals).on_conflict_do_nothing(),
+                    [self._signal_row(run_id, s) for s in batch.signals],
+                )
+                # A new signal supersedes the one in force for its scope.
+                for s in batch.signals:
+                    conn.execute(
+                        update(t.signals)
+                        .where(and_(t.signals.c.segment == s.segment, t.signals.c.id != s.id))
+                        .values(active=0)
+                    )
+                if sinks:
+                    conn.execute(
+                        sqlite_insert(t.outbox).on_conflict_do_nothing(),
+                        [{"signal_id": s.id, "sink": k, "delivered_at": None}
+                         for s in batch.signals for k in sinks],
+                    )
+            if batch.counts:
+                stmt = sqlite_insert(t.segment_counts)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["segment"],
+                        set_={"records": t.segment_counts.c.records + stmt.excluded.records},
+                    ),
+                    [{"segment": seg, "scope": scope, "records": n}
+                     for (seg, scope), n in batch.counts.items()],
+                )
+            if batch.states:
+                stmt = sqlite_insert(t.detector_state)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["segment"], set_={"blob": stmt.excluded.blob}
+                    ),
+                    [{"segment": seg, "blob": blob} for seg, blob in batch.states.items()],
+                )
+            if batch.offsets:
+                stmt = sqlite_insert(t.offsets)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["source", "partition"],
+                        set_={"next_offset": stmt.excluded.next_offset},
+                    ),
+                    [{"source": s, "partition": p, "next_offset": o}
+                     for (s, p), o in batch.offsets.items()],
+                )
+            conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(
+                    records=t.runs.c.records + batch.records,
+                    dead_letters=t.runs.c.dead_letters + batch.dead_letters,
+                    drift_events=t.runs.c.drift_events + len(batch.events),
+                    signals=t.runs.c.signals + len(batch.signals),
+                )
+            )
+
+    @staticmethod
+    def _event_row(run_id: str, e: DriftEvent) -> dict[str, Any]:
+        return {
+            "id": e.id, "run_id": run_id, "segment": e.segment, "scope": e.scope,
+            "region": e.labels.get("region"), "cohort": e.labels.get("cohort"),
+            "labels": e.labels, "signal": e.signal, "detector": e.detector,
+            "effect": e.effect, "before": e.before, "after": e.after, "scale": e.scale,
+            "observations": e.observations, "ts_ms": e.ts_ms, "source": e.position.source,
+            "partition": e.position.partition, "offset": e.position.offset,
+        }
+
+    @staticmethod
+    def _signal_row(run_id: str, s: Signal) -> dict[str, Any]:
+        return {
+            "id": s.id, "run_id": run_id, "level": s.level.value, "segment": s.segment,
+            "scope": s.scope, "region": s.labels.get("region"), "cohort": s.labels.get("cohort"),
+            "labels": s.labels, "reason": s.reason, "evidence": list(s.evidence),
+            "ts_ms": s.ts_ms, "source": s.position.source, "partition": s.position.partition,
+            "offset": s.position.offset, "active": 1,
+        }
+
+    # -- restore ------------------------------------------------------------------------------
+
+    def offsets(self, source: str | None = None) -> dict[tuple[str, int], int]:
+        """Next offset to read per (source, partition), optionally for one source."""
+        q = select(t.offsets)
+        if source is not None:
+            q = q.where(t.offsets.c.source == source)
+        with self._tx() as conn:
+            return {(r.source, r.partition): r.next_offset for r in conn.execute(q)}
+
+    def detector_states(self) -> dict[str, bytes]:
+        with self._tx() as conn:
+            return {r.segment: r.blob for r in conn.execute(select(t.detector_state))}
+
+    def active_signals(self) -> list[Signal]:
+        q = select(t.signals).where(t.signals.c.active == 1).order_by(t.signals.c.ts_ms)
+        with self._tx() as conn:
+            return [_signal_from_row(r) for r in conn.execute(q)]
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    def pending(self, sink: str) -> list[Signal]:
+        """Signals not yet delivered to ``sink``, oldest first."""
+        q = (
+            select(t.signals)
+            .join(t.outbox, t.outbox.c.signal_id == t.signals.c.id)
+            .where(and_(t.outbox.c.sink == sink, t.outbox.c.delivered_at.is_(None)))
+            .order_by(t.signals.c.ts_ms, t.signals.c.id)
+        )
+        with self._tx() as conn:
+            return [_signal_from_row(r) for r in conn.execute(q)]
+
+    def mark_delivered(self, sink: str, signal_ids: Iterable[str]) -> None:
+        ids = list(signal_ids)
+        if not ids:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                update(t.outbox)
+                .where(and_(t.outbox.c.sink == sink, t.outbox.c.signal_id.in_(ids)))
+                .values(delivered_at=_now_ms())
+            )
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def history(self, f: HistoryFilter = HistoryFilter()) -> list[DriftEvent | Signal]:
+        """Drift events and signals matching ``f``, oldest first."""
+        out: list[DriftEvent | Signal] = []
+        with self._tx() as conn:
+            if f.kind in (None, "drift"):
+                q = select(t.drift_events)
+                q = q.where(*self._where(t.drift_events, f))
+                if f.signal:
+                    q = q.where(t.drift_events.c.signal == f.signal)
+                out.extend(_event_from_row(r) for r in conn.execute(q))
+            if f.kind in (None, "WARN", "HALT"):
+                q = select(t.signals).where(*self._where(t.signals, f))
+                if f.kind:
+                    q = q.where(t.signals.c.level == f.kind)
+                rows = [_signal_from_row(r) for r in conn.execute(q)]
+                if f.signal:  # a signal matches when one of its evidence events is on that signal
+                    ev_ids = {
+                        r.id for r in conn.execute(
+                            select(t.drift_events.c.id).where(t.drift_events.c.signal == f.signal)
+                        )
+                    }
+                    rows = [s for s in rows if ev_ids.intersection(s.evidence)]
+                out.extend(rows)
+        out.sort(key=lambda x: (x.ts_ms, isinstance(x, Signal), x.id))
+        return out[: f.limit] if f.limit else out
+
+    @staticmethod
+    def _where(table: Any, f: HistoryFilter) -> list[Any]:
+        conds = []
+        if f.region is not None:
+            conds.append(table.c.region == f.region)
+        if f.cohort is not None:
+            conds.append(table.c.cohort == f.cohort)
+        if f.since_ms is not None:
+            conds.append(table.c.ts_ms >= f.since_ms)
+        if f.until_ms is not None:
+            conds.append(table.c.ts_ms <= f.until_ms)
+        return conds
+
+    def segment_counts(self) -> dict[str, int]:
+        with self._tx() as conn:
+            return {r.segment: r.records for r in conn.execute(select(t.segment_counts))}
+
+    def totals(self) -> dict[str, int]:
+        """Totals over every run: records, dead letters, drift events, signals."""
+        with self._tx() as conn:
+            row = conn.execute(
+                select(
+                    func.coalesce(func.sum(t.runs.c.records), 0).label("records"),
+                    func.coalesce(func.sum(t.runs.c.dead_letters), 0).label("dead_letters"),
+                    func.count(t.runs.c.id).label("runs"),
+                )
+            ).one()
+            n_events = conn.execute(select(func.count()).select_from(t.drift_events)).scalar_one()
+            n_signals = conn.execute(select(func.count()).select_from(t.signals)).scalar_one()
+        return {
+            "runs": int(row.runs), "records": int(row.records),
+            "dead_letters": int(row.dead_letters), "drift_events": int(n_events),
+            "signals": int(n_signals),
+        }
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes (kill -9)
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()

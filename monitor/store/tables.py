@@ -1,0 +1,129 @@
+"""Table definitions of the drift history (SQLAlchemy Core)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "detector_state",
+    "drift_events",
+    "meta",
+    "metadata",
+    "offsets",
+    "outbox",
+    "runs",
+    "segment_counts",
+    "signals",
+]
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("source", Text, nullable=False),
+    Column("started_at", BigInteger, nullable=False),  # epoch ms, wall clock
+    Column("ended_at", BigInteger),
+    Column("status", String(16), nullable=False),  # running | ok | interrupted | failed
+    Column("records", BigInteger, nullable=False, default=0),
+    Column("dead_letters", BigInteger, nullable=False, default=0),
+    Column("drift_events", BigInteger, nullable=False, default=0),
+    Column("signals", BigInteger, nullable=False, default=0),
+    Column("config", JSON),
+)
+
+drift_events = Table(
+    "drift_events",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("segment", Text, nullable=False, index=True),
+    Column("scope", String(64), nullable=False),
+    Column("region", Text, index=True),
+    Column("cohort", Text, index=True),
+    Column("labels", JSON, nullable=False),
+    Column("signal", Text, nullable=False, index=True),
+    Column("detector", String(32), nullable=False),
+    Column("effect", Float, nullable=False),
+    Column("before", Float, nullable=False),
+    Column("after", Float, nullable=False),
+    Column("scale", Float, nullable=False),
+    Column("observations", BigInteger, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False, index=True),
+    Column("source", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("segment", Text, nullable=False, index=True),
+    Column("scope", String(64), nullable=False),
+    Column("region", Text, index=True),
+    Column("cohort", Text, index=True),
+    Column("labels", JSON, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("evidence", JSON, nullable=False),
+    Column("ts_ms", BigInteger, nullable=False, index=True),
+    Column("source", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("active", Integer, nullable=False, default=1),  # 0 once superseded or lifted
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("signal_id", String(16), primary_key=True),
+    Column("sink", String(64), primary_key=True),
+    Column("delivered_at", BigInteger),  # null = pending
+)
+
+offsets = Table(
+    "offsets",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+segment_counts = Table(
+    "segment_counts",
+    metadata,
+    Column("segment", Text, primary_key=True),
+    Column("scope", String(64), nullable=False),
+    Column("records", BigInteger, nullable=False),
+)
+
+detector_state = Table(
+    "detector_state",
+    metadata,
+    Column("segment", Text, primary_key=True),
+    Column("blob", LargeBinary, nullable=False),
+)

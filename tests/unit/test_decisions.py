@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from monitor.config import DecisionSettings
+from monitor.decisions import DecisionEngine
+from monitor.events import DriftEvent, Level, Position
+
+
+def event(effect: float, n: int, segment: str = "region=eu,cohort=a") -> DriftEvent:
+    return DriftEvent(
+        segment, "segment", {"region": "eu", "cohort": "a"}, "feature:x", "adwin",
+        effect, 0.0, effect, 1.0, 1000, 1000 + n, Position("t", 0, n),
+    )
+
+
+def test_large_shift_halts_at_once_and_stays_halted() -> None:
+    eng = DecisionEngine(DecisionSettings())
+    s = eng.decide(event(2.5, 1))
+    assert s is not None
+    assert s.level is Level.HALT
+    assert s.evidence == (event(2.5, 1).id,)
+    assert eng.decide(event(5.0, 2)) is None
+
+
+def test_moderate_shifts_warn_then_escalate() -> None:
+    eng = DecisionEngine(DecisionSettings(warn_effect=0.5, halt_effect=1.0, halt_after=3))
+    first = eng.decide(event(0.6, 1))
+    assert first is not None
+    assert first.level is Level.WARN
+    assert eng.decide(event(0.7, 2)) is None
+    third = eng.decide(event(-0.8, 3))
+    assert third is not None
+    assert third.level is Level.HALT
+    assert len(third.evidence) == 3
+
+
+def test_small_shifts_raise_nothing() -> None:
+    eng = DecisionEngine(DecisionSettings(warn_effect=0.5))
+    assert all(eng.decide(event(0.3, i)) is None for i in range(10))
+
+
+def test_scopes_are_independent_and_ids_deterministic() -> None:
+    a = DecisionEngine(DecisionSettings()).decide(event(3.0, 1, "region=eu,cohort=a"))
+    b = DecisionEngine(DecisionSettings()).decide(event(3.0, 1, "region=eu,cohort=a"))
+    c = DecisionEngine(DecisionSettings()).decide(event(3.0, 1, "region=us,cohort=a"))
+    assert a is not None and b is not None and c is not None
+    assert a.id == b.id != c.id
+
+
+def test_engine_rebuilt_from_stored_signals_keeps_halts() -> None:
+    eng = DecisionEngine(DecisionSettings())
+    halt = eng.decide(event(3.0, 1))
+    assert halt is not None
+    again = DecisionEngine.from_signals(DecisionSettings(), [halt])
+    assert again.decide(event(3.0, 2)) is None
