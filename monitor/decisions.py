@@ -50,7 +50,7 @@ def describe(event: DriftEvent) -> str:
     direction = "rose" if event.effect > 0 else "fell"
     return (
         f"{event.signal} {direction} {abs(event.effect):.1f}σ "
-        f"({event.before:.4g} → {event.after:.4g}) in {event.segment} [{event.detector}]"
+        f"({event.before:.4g} → {event.after:.4g}) [{event.detector}]"
     )
 
 

@@ -128,10 +128,10 @@ class HistoryStore:
                     .values(key="schema_version", value=str(t.SCHEMA_VERSION))
                     .on_conflict_do_nothing()
                 )
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
+            detail = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
             raise StoreError(
-                f"cannot open the history store {self.path}: {exc.__class__.__name__}: "
-                f"{str(exc.orig) if hasattr(exc, 'orig') else exc} "
+                f"cannot open the history store {self.path}: {detail} "
                 "(check history.path points to a writable SQLite file)"
             ) from None
 
