@@ -55,4 +55,9 @@ class ADWINDetector(Detector):
         return bool(self._adwin.drift_detected)
 
     def _params(self) -> dict[str, Any]:
-        return {"warmup": self.warmup, "confirm": self.confirm, "delta": self.delta, "clock": self.clock}
+        return {
+            "warmup": self.warmup,
+            "confirm": self.confirm,
+            "delta": self.delta,
+            "clock": self.clock,
+        }

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pickle
-from enum import Enum
+from enum import StrEnum
 
 from detectors.base import Change, Detector, DetectorSpec
 
 __all__ = ["DetectorBank", "SignalKind"]
 
 
-class SignalKind(str, Enum):
+class SignalKind(StrEnum):
     """How a signal's values are distributed, which sets how a shift is scaled."""
 
     NUMERIC = "numeric"
@@ -63,7 +63,7 @@ class DetectorBank:
     @classmethod
     def from_state(cls, blob: bytes) -> DetectorBank:
         """Restore a bank serialized by :meth:`state` (trusted input: our own store)."""
-        bank = pickle.loads(blob)  # noqa: S301 - blobs come only from driftgate's own store
+        bank = pickle.loads(blob)
         if not isinstance(bank, cls):
             raise TypeError(f"state blob holds {type(bank).__name__}, not DetectorBank")
         return bank

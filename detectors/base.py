@@ -158,7 +158,11 @@ class DetectorSpec:
 
     def build(self, *, binary: bool = False) -> Detector:
         return make_detector(
-            self.kind, warmup=self.warmup, confirm=self.confirm, binary=binary, **(self.params or {})
+            self.kind,
+            warmup=self.warmup,
+            confirm=self.confirm,
+            binary=binary,
+            **(self.params or {}),
         )
 
 

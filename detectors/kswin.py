@@ -49,13 +49,16 @@ class KSWINDetector(Detector):
         self.stat_size = stat_size
         self.seed = seed
         super().__init__(warmup=warmup, confirm=confirm, binary=binary)
-        self._ks = drift.KSWIN(
-            alpha=alpha, window_size=window_size, stat_size=stat_size, seed=seed
-        )
+        self._ks = drift.KSWIN(alpha=alpha, window_size=window_size, stat_size=stat_size, seed=seed)
 
     def _test(self, x: float) -> bool:
         self._ks.update(x)
         return bool(self._ks.drift_detected)
 
     def _params(self) -> dict[str, Any]:
-        return {"warmup": self.warmup, "confirm": self.confirm, "alpha": self.alpha, "window_size": self.window_size}
+        return {
+            "warmup": self.warmup,
+            "confirm": self.confirm,
+            "alpha": self.alpha,
+            "window_size": self.window_size,
+        }

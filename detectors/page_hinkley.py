@@ -59,4 +59,9 @@ class PageHinkleyDetector(Detector):
         return bool(self._ph.drift_detected)
 
     def _params(self) -> dict[str, Any]:
-        return {"warmup": self.warmup, "confirm": self.confirm, "threshold": self.threshold, "mode": self.mode}
+        return {
+            "warmup": self.warmup,
+            "confirm": self.confirm,
+            "threshold": self.threshold,
+            "mode": self.mode,
+        }

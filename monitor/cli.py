@@ -49,8 +49,12 @@ log = logging.getLogger("monitor.cli")
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Config file (YAML or TOML). Default: ./driftgate.yaml "
-                 "or ./driftgate.toml when present, else built-in defaults."),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (YAML or TOML). Default: ./driftgate.yaml "
+        "or ./driftgate.toml when present, else built-in defaults.",
+    ),
 ]
 DbOpt = Annotated[
     str | None, typer.Option("--db", help="History SQLite file (overrides history.path).")
@@ -125,9 +129,9 @@ def _parse_time(value: str | None, flag: str) -> int | None:
     return int(ts.timestamp() * 1000)
 
 
-def _progress(enabled: bool | None, total: int | None, label: str) -> tuple[
-    Progress | None, Callable[[int], None] | None
-]:
+def _progress(
+    enabled: bool | None, total: int | None, label: str
+) -> tuple[Progress | None, Callable[[int], None] | None]:
     show = err.is_terminal if enabled is None else enabled
     if not show:
         return None, None
@@ -188,16 +192,22 @@ def run(
     config: ConfigOpt = None,
     source: Annotated[
         str | None,
-        typer.Option("--source", "-s", help="Shortcut for the source: file:PATH, '-' (stdin), "
-                     "kafka, or demo."),
+        typer.Option(
+            "--source",
+            "-s",
+            help="Shortcut for the source: file:PATH, '-' (stdin), kafka, or demo.",
+        ),
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
     progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
     log_format: LogFormatOpt = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
+    ] = None,
 ) -> None:
     """Monitor the configured source (Kafka or a JSON Lines file) until it ends or is stopped.
 
@@ -211,8 +221,9 @@ def run(
         if db:
             overrides["history"] = {"path": db}
         if log_format or log_level:
-            overrides["logging"] = {k: v for k, v in
-                                    (("format", log_format), ("level", log_level)) if v}
+            overrides["logging"] = {
+                k: v for k, v in (("format", log_format), ("level", log_level)) if v
+            }
         settings = _settings(config, overrides)
         summary = _run_monitor(settings, as_json=as_json, progress=progress)
         _print_summary(summary, settings.history.path, as_json)
@@ -222,10 +233,13 @@ def run(
 def demo(
     records: Annotated[int, typer.Option(min=1000, help="Records to generate.")] = 80_000,
     seed: Annotated[int, typer.Option(help="Random seed of the generator.")] = 7,
-    db: Annotated[str, typer.Option("--db", help="History file for the demo (recreated).")] = "driftgate-demo.db",
+    db: Annotated[
+        str, typer.Option("--db", help="History file for the demo (recreated).")
+    ] = "driftgate-demo.db",
     as_json: JsonOpt = False,
     progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal).")
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
 ) -> None:
     """Run the whole pipeline on a generated multi-region stream with one injected drift.
@@ -240,8 +254,11 @@ def demo(
             Path(db + suffix).unlink(missing_ok=True)
         settings = load_settings(
             overrides={
-                "source": {"kind": "demo", "batch_size": 2000,
-                           "dead_letter_path": "driftgate-demo-deadletter.jsonl"},
+                "source": {
+                    "kind": "demo",
+                    "batch_size": 2000,
+                    "dead_letter_path": "driftgate-demo-deadletter.jsonl",
+                },
                 "history": {"path": db},
                 "signals": {"stdout": as_json},
                 "logging": {"level": "ERROR"},
@@ -260,7 +277,9 @@ def demo(
             return
         _signals_table(summary.signals, title="Scaling-halt signals")
         _print_summary(summary, db, False)
-        err.print(f"next: [bold]driftgate history --db {db}[/]  ·  [bold]driftgate status --db {db}[/]")
+        err.print(
+            f"next: [bold]driftgate history --db {db}[/]  ·  [bold]driftgate status --db {db}[/]"
+        )
 
 
 def _open_store(config: Path | None, db: str | None) -> tuple[HistoryStore, str]:
@@ -284,7 +303,9 @@ def _signals_table(signals: list[Signal], title: str) -> None:
         table.add_column(col, overflow="fold")
     for s in signals:
         color = "red" if s.level.value == "HALT" else "yellow"
-        table.add_row(_ts(s.ts_ms), f"[{color}]{s.level.value}[/]", s.segment, s.reason, str(s.position))
+        table.add_row(
+            _ts(s.ts_ms), f"[{color}]{s.level.value}[/]", s.segment, s.reason, str(s.position)
+        )
     out.print(table)
 
 
@@ -294,10 +315,16 @@ def history(
     db: DbOpt = None,
     region: Annotated[str | None, typer.Option(help="Only this region.")] = None,
     cohort: Annotated[str | None, typer.Option(help="Only this cohort.")] = None,
-    signal: Annotated[str | None, typer.Option(help="Only this signal, e.g. feature:prompt_tokens.")] = None,
+    signal: Annotated[
+        str | None, typer.Option(help="Only this signal, e.g. feature:prompt_tokens.")
+    ] = None,
     kind: Annotated[str | None, typer.Option(help="Only drift, WARN or HALT.")] = None,
-    since: Annotated[str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")] = None,
-    until: Annotated[str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -306,8 +333,12 @@ def history(
         if kind is not None and kind not in ("drift", "WARN", "HALT"):
             raise ConfigError(f"bad --kind {kind!r}: use drift, WARN or HALT")
         f = HistoryFilter(
-            region=region, cohort=cohort, signal=signal, kind=kind,
-            since_ms=_parse_time(since, "--since"), until_ms=_parse_time(until, "--until"),
+            region=region,
+            cohort=cohort,
+            signal=signal,
+            kind=kind,
+            since_ms=_parse_time(since, "--since"),
+            until_ms=_parse_time(until, "--until"),
             limit=limit,
         )
         store, _ = _open_store(config, db)
@@ -320,12 +351,19 @@ def history(
             table.add_column(col, overflow="fold")
         for r in rows:
             if isinstance(r, DriftEvent):
-                table.add_row(_ts(r.ts_ms), "drift", r.segment, r.signal, f"{r.effect:+.2f}σ",
-                              str(r.position))
+                table.add_row(
+                    _ts(r.ts_ms), "drift", r.segment, r.signal, f"{r.effect:+.2f}σ", str(r.position)
+                )
             else:
                 color = "red" if r.level.value == "HALT" else "yellow"
-                table.add_row(_ts(r.ts_ms), f"[{color}]{r.level.value}[/]", r.segment, r.reason, "",
-                              str(r.position))
+                table.add_row(
+                    _ts(r.ts_ms),
+                    f"[{color}]{r.level.value}[/]",
+                    r.segment,
+                    r.reason,
+                    "",
+                    str(r.position),
+                )
         out.print(table)
 
 
@@ -349,7 +387,9 @@ def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False)
 
 @app.command()
 def schema(
-    out_file: Annotated[Path | None, typer.Option("--out", help="Write to this file instead.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead.")
+    ] = None,
 ) -> None:
     """Print the JSON Schema of inference-log records (schema v1)."""
     with _errors():

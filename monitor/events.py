@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["DriftEvent", "Level", "Position", "Signal", "stable_id"]
@@ -27,7 +27,7 @@ def stable_id(*parts: object) -> str:
     """A short deterministic id from its parts.
 
     >>> a = stable_id("HALT", "region=eu-west", 7)
-    >>> len(a), a == stable_id("HALT", "region=eu-west", 7), a == stable_id("HALT", "region=eu-west", 8)
+    >>> len(a), a == stable_id("HALT", "region=eu-west", 7), a == stable_id("HALT", "x", 7)
     (16, True, False)
     """
     text = "\x1f".join(str(p) for p in parts)
@@ -59,13 +59,13 @@ class Position:
 
     def __str__(self) -> str:
         if self.is_file:
-            return f"{self.source[len(FILE_PREFIX):]}:{self.offset}"
+            return f"{self.source[len(FILE_PREFIX) :]}:{self.offset}"
         if self.source == DEMO_SOURCE:
             return f"demo#{self.offset}"
         return f"{self.source}[{self.partition}]@{self.offset}"
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """Severity of a scaling-halt signal. HALT outranks WARN."""
 
     WARN = "WARN"
@@ -98,7 +98,9 @@ class DriftEvent:
         if not self.id:
             p = self.position
             object.__setattr__(
-                self, "id", stable_id("drift", self.segment, self.signal, p.source, p.partition, p.offset)
+                self,
+                "id",
+                stable_id("drift", self.segment, self.signal, p.source, p.partition, p.offset),
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,8 +114,12 @@ class DriftEvent:
             "labels": self.labels,
             "signal": self.signal,
             "detector": self.detector,
-            "statistic": {"effect": round(self.effect, 4), "before": self.before,
-                          "after": self.after, "scale": self.scale},
+            "statistic": {
+                "effect": round(self.effect, 4),
+                "before": self.before,
+                "after": self.after,
+                "scale": self.scale,
+            },
             "observations": self.observations,
             "ts_ms": self.ts_ms,
             "position": self.position.as_dict(),
@@ -136,7 +142,9 @@ class Signal:
 
     def __post_init__(self) -> None:
         if not self.id:
-            object.__setattr__(self, "id", stable_id("signal", self.level.value, self.segment, self.evidence[-1]))
+            object.__setattr__(
+                self, "id", stable_id("signal", self.level.value, self.segment, self.evidence[-1])
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {

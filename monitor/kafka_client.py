@@ -29,9 +29,7 @@ def common_config(s: SourceSettings) -> dict[str, Any]:
     if s.sasl_mechanism:
         cfg["sasl_mechanism"] = s.sasl_mechanism
         cfg["sasl_plain_username"] = s.sasl_username
-        cfg["sasl_plain_password"] = (
-            s.sasl_password.get_secret_value() if s.sasl_password else None
-        )
+        cfg["sasl_plain_password"] = s.sasl_password.get_secret_value() if s.sasl_password else None
     return cfg
 
 

@@ -10,8 +10,15 @@
 ...     "timestamp": 0, "model": "m", "model_version": "1", "region": "eu", "cohort": "a",
 ...     "features": {"tokens": 12, "vip": True, "lang": "de"}, "prediction": "x",
 ...     "confidence": 0.8, "latency_ms": 40.0, "refused": False, "safety_flags": ["pii"]})
->>> [(name, x) for name, x, _ in Observer().observe(rec)]
-[('feature:tokens', 12.0), ('feature:vip', 1.0), ('confidence', 0.8), ('latency_ms', 40.0), ('refusal_rate', 0.0), ('safety_flag_rate', 1.0), ('error_rate', 0.0)]
+>>> for name, x, kind in Observer().observe(rec):
+...     print(name, x, kind.value)
+feature:tokens 12.0 numeric
+feature:vip 1.0 rate
+confidence 0.8 numeric
+latency_ms 40.0 numeric
+refusal_rate 0.0 rate
+safety_flag_rate 1.0 rate
+error_rate 0.0 rate
 """
 
 from __future__ import annotations

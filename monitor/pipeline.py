@@ -26,6 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from detectors import DetectorBank, DetectorSpec
 from monitor.config import Settings
@@ -99,7 +100,9 @@ class Monitor:
         self.spec = DetectorSpec(det.detector, det.params, det.warmup, det.confirm)
         self.spec.build()  # validate the parameters now, not on the first record
         seg = settings.segments
-        self.segmenter = Segmenter(seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups)
+        self.segmenter = Segmenter(
+            seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups
+        )
         self.observer = Observer(det.features, det.max_features)
         self.banks: dict[str, DetectorBank] = {
             key: DetectorBank.from_state(blob) for key, blob in store.detector_states().items()
@@ -126,7 +129,9 @@ class Monitor:
                 records = self.source.poll(batch_size)
                 if not records:
                     if idle_exit is not None and time.monotonic() - last_data >= idle_exit:
-                        log.info("no new records for %.1fs; stopping (source.idle_exit_s)", idle_exit)
+                        log.info(
+                            "no new records for %.1fs; stopping (source.idle_exit_s)", idle_exit
+                        )
                         break
                     continue
                 last_data = time.monotonic()
@@ -174,12 +179,20 @@ class Monitor:
                     change = bank.update(name, x, kind, tag)
                     if change is None:
                         continue
-                    fired_at, ts_ms = change.tag  # type: ignore[misc]
+                    fired_at, ts_ms = cast(tuple[Position, int], change.tag)
                     event = DriftEvent(
-                        segment=seg.key, scope=seg.scope, labels=seg.labels, signal=name,
-                        detector=change.detector, effect=change.effect, before=change.before,
-                        after=change.after, scale=change.scale, observations=change.n,
-                        ts_ms=ts_ms, position=fired_at,
+                        segment=seg.key,
+                        scope=seg.scope,
+                        labels=seg.labels,
+                        signal=name,
+                        detector=change.detector,
+                        effect=change.effect,
+                        before=change.before,
+                        after=change.after,
+                        scale=change.scale,
+                        observations=change.n,
+                        ts_ms=ts_ms,
+                        position=fired_at,
                     )
                     batch.events.append(event)
                     sig = self.engine.decide(event)

@@ -22,7 +22,9 @@ def append_jsonl(path: Path, lines: list[bytes]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
     except OSError as exc:
-        raise SinkError(f"cannot append to {path}: {exc.strerror} (check the path is writable)") from None
+        raise SinkError(
+            f"cannot append to {path}: {exc.strerror} (check the path is writable)"
+        ) from None
 
 
 class JsonlSink:

@@ -39,8 +39,10 @@ class KafkaControlSink:
                         self.topic,
                         key=s.segment.encode(),
                         value=orjson.dumps(body),
-                        headers=[("driftgate-signal-id", s.id.encode()),
-                                 ("driftgate-kind", s.level.value.encode())],
+                        headers=[
+                            ("driftgate-signal-id", s.id.encode()),
+                            ("driftgate-kind", s.level.value.encode()),
+                        ],
                     )
                 )
             self._producer.flush(timeout=self._timeout_s)

@@ -45,7 +45,9 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
             nxt = self._source.stored.get((tp.topic, tp.partition))
             if nxt is not None:
                 self._source.consumer.seek(tp, nxt)
-        log.info("partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+        log.info(
+            "partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)
+        )
 
 
 class KafkaSource:
@@ -113,7 +115,10 @@ class KafkaSource:
             return
         try:
             self.consumer.commit(
-                {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+                {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                    for (t, p), o in offsets.items()
+                }
             )
         except KafkaError as exc:
             # The history store holds the truth; the group offset is for lag monitoring.

@@ -144,7 +144,9 @@ class HistoryStore:
             with self._engine.begin() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"history store {self.path}: {exc.__class__.__name__}: {exc}") from None
+            raise StoreError(
+                f"history store {self.path}: {exc.__class__.__name__}: {exc}"
+            ) from None
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -153,8 +155,15 @@ class HistoryStore:
         with self._tx() as conn:
             conn.execute(
                 t.runs.insert().values(
-                    id=run_id, source=source, started_at=_now_ms(), status="running",
-                    records=0, dead_letters=0, drift_events=0, signals=0, config=config,
+                    id=run_id,
+                    source=source,
+                    started_at=_now_ms(),
+                    status="running",
+                    records=0,
+                    dead_letters=0,
+                    drift_events=0,
+                    signals=0,
+                    config=config,
                 )
             )
         return run_id
@@ -162,7 +171,9 @@ class HistoryStore:
     def finish_run(self, run_id: str, status: str) -> None:
         with self._tx() as conn:
             conn.execute(
-                update(t.runs).where(t.runs.c.id == run_id).values(status=status, ended_at=_now_ms())
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(status=status, ended_at=_now_ms())
             )
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -196,8 +207,11 @@ class HistoryStore:
                 if sinks:
                     conn.execute(
                         sqlite_insert(t.outbox).on_conflict_do_nothing(),
-                        [{"signal_id": s.id, "sink": k, "delivered_at": None}
-                         for s in batch.signals for k in sinks],
+                        [
+                            {"signal_id": s.id, "sink": k, "delivered_at": None}
+                            for s in batch.signals
+                            for k in sinks
+                        ],
                     )
             if batch.counts:
                 stmt = sqlite_insert(t.segment_counts)
@@ -206,8 +220,10 @@ class HistoryStore:
                         index_elements=["segment"],
                         set_={"records": t.segment_counts.c.records + stmt.excluded.records},
                     ),
-                    [{"segment": seg, "scope": scope, "records": n}
-                     for (seg, scope), n in batch.counts.items()],
+                    [
+                        {"segment": seg, "scope": scope, "records": n}
+                        for (seg, scope), n in batch.counts.items()
+                    ],
                 )
             if batch.states:
                 stmt = sqlite_insert(t.detector_state)
@@ -224,8 +240,10 @@ class HistoryStore:
                         index_elements=["source", "partition"],
                         set_={"next_offset": stmt.excluded.next_offset},
                     ),
-                    [{"source": s, "partition": p, "next_offset": o}
-                     for (s, p), o in batch.offsets.items()],
+                    [
+                        {"source": s, "partition": p, "next_offset": o}
+                        for (s, p), o in batch.offsets.items()
+                    ],
                 )
             conn.execute(
                 update(t.runs)
@@ -241,22 +259,44 @@ class HistoryStore:
     @staticmethod
     def _event_row(run_id: str, e: DriftEvent) -> dict[str, Any]:
         return {
-            "id": e.id, "run_id": run_id, "segment": e.segment, "scope": e.scope,
-            "region": e.labels.get("region"), "cohort": e.labels.get("cohort"),
-            "labels": e.labels, "signal": e.signal, "detector": e.detector,
-            "effect": e.effect, "before": e.before, "after": e.after, "scale": e.scale,
-            "observations": e.observations, "ts_ms": e.ts_ms, "source": e.position.source,
-            "partition": e.position.partition, "offset": e.position.offset,
+            "id": e.id,
+            "run_id": run_id,
+            "segment": e.segment,
+            "scope": e.scope,
+            "region": e.labels.get("region"),
+            "cohort": e.labels.get("cohort"),
+            "labels": e.labels,
+            "signal": e.signal,
+            "detector": e.detector,
+            "effect": e.effect,
+            "before": e.before,
+            "after": e.after,
+            "scale": e.scale,
+            "observations": e.observations,
+            "ts_ms": e.ts_ms,
+            "source": e.position.source,
+            "partition": e.position.partition,
+            "offset": e.position.offset,
         }
 
     @staticmethod
     def _signal_row(run_id: str, s: Signal) -> dict[str, Any]:
         return {
-            "id": s.id, "run_id": run_id, "level": s.level.value, "segment": s.segment,
-            "scope": s.scope, "region": s.labels.get("region"), "cohort": s.labels.get("cohort"),
-            "labels": s.labels, "reason": s.reason, "evidence": list(s.evidence),
-            "ts_ms": s.ts_ms, "source": s.position.source, "partition": s.position.partition,
-            "offset": s.position.offset, "active": 1,
+            "id": s.id,
+            "run_id": run_id,
+            "level": s.level.value,
+            "segment": s.segment,
+            "scope": s.scope,
+            "region": s.labels.get("region"),
+            "cohort": s.labels.get("cohort"),
+            "labels": s.labels,
+            "reason": s.reason,
+            "evidence": list(s.evidence),
+            "ts_ms": s.ts_ms,
+            "source": s.position.source,
+            "partition": s.position.partition,
+            "offset": s.position.offset,
+            "active": 1,
         }
 
     # -- restore ------------------------------------------------------------------------------
@@ -321,7 +361,8 @@ class HistoryStore:
                 rows = [_signal_from_row(r) for r in conn.execute(q)]
                 if f.signal:  # a signal matches when one of its evidence events is on that signal
                     ev_ids = {
-                        r.id for r in conn.execute(
+                        r.id
+                        for r in conn.execute(
                             select(t.drift_events.c.id).where(t.drift_events.c.signal == f.signal)
                         )
                     }
@@ -360,8 +401,10 @@ class HistoryStore:
             n_events = conn.execute(select(func.count()).select_from(t.drift_events)).scalar_one()
             n_signals = conn.execute(select(func.count()).select_from(t.signals)).scalar_one()
         return {
-            "runs": int(row.runs), "records": int(row.records),
-            "dead_letters": int(row.dead_letters), "drift_events": int(n_events),
+            "runs": int(row.runs),
+            "records": int(row.records),
+            "dead_letters": int(row.dead_letters),
+            "drift_events": int(n_events),
             "signals": int(n_signals),
         }
 

@@ -57,10 +57,15 @@ def test_run_then_history_json_gives_events_and_signals_with_positions(tmp_path:
         line_no = row["position"]["line"]
         assert 1 <= line_no <= len(lines)
         assert lines[line_no - 1] != b"{broken"
-    halt = next(r for r in rows if r["kind"] == "HALT" and r["region"] == "ap-south"
-                and r["cohort"] == "free")
+    halt = next(
+        r
+        for r in rows
+        if r["kind"] == "HALT" and r["region"] == "ap-south" and r["cohort"] == "free"
+    )
     assert halt["position"]["line"] > 600 * 9
-    dead = [json.loads(x) for x in (tmp_path / "driftgate-deadletter.jsonl").read_text().splitlines()]
+    dead = [
+        json.loads(x) for x in (tmp_path / "driftgate-deadletter.jsonl").read_text().splitlines()
+    ]
     assert dead == [dead[0]]
     assert dead[0]["raw"] == "{broken"
     assert dead[0]["position"]["line"] == 6
@@ -77,7 +82,9 @@ def test_run_then_history_json_gives_events_and_signals_with_positions(tmp_path:
 
     status = driftgate("status", "--json", cwd=tmp_path)
     active = [json.loads(x) for x in status.stdout.splitlines()]
-    assert any(a["segment"] == "region=ap-south,cohort=free" and a["kind"] == "HALT" for a in active)
+    assert any(
+        a["segment"] == "region=ap-south,cohort=free" and a["kind"] == "HALT" for a in active
+    )
 
 
 def test_missing_input_file_is_one_line_exit_3(tmp_path: Path) -> None:
@@ -99,9 +106,14 @@ def test_bad_config_key_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_unreachable_broker_is_one_line_exit_3(tmp_path: Path) -> None:
     started = time.monotonic()
     r = driftgate(
-        "run", "--source", "kafka", cwd=tmp_path,
-        env={"DRIFTGATE_SOURCE__BOOTSTRAP_SERVERS": "127.0.0.1:1",
-             "DRIFTGATE_SOURCE__CONNECT_TIMEOUT_S": "2"},
+        "run",
+        "--source",
+        "kafka",
+        cwd=tmp_path,
+        env={
+            "DRIFTGATE_SOURCE__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+            "DRIFTGATE_SOURCE__CONNECT_TIMEOUT_S": "2",
+        },
     )
     assert r.returncode == 3, r.stderr
     assert "cannot reach Kafka at 127.0.0.1:1" in r.stderr
@@ -142,7 +154,10 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(tmp_path: Path) -> None:
     lines = to_bytes(grid_stream(100))
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "run", "--source", "-", "--no-progress"],
-        cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={**os.environ, "DRIFTGATE_SOURCE__BATCH_SIZE": "100"},
     )
     assert proc.stdin is not None
@@ -156,7 +171,8 @@ def test_sigterm_finishes_the_batch_commits_and_exits_0(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     proc.stdin.close()  # lets the blocked read return, as a closing pipe would on shutdown
     proc.wait(timeout=60)
-    assert proc.stderr is not None and proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout is not None
     err = proc.stderr.read().decode()
     proc.stderr.close()
     proc.stdout.close()

@@ -7,8 +7,18 @@ from monitor.events import DriftEvent, Level, Position
 
 def event(effect: float, n: int, segment: str = "region=eu,cohort=a") -> DriftEvent:
     return DriftEvent(
-        segment, "segment", {"region": "eu", "cohort": "a"}, "feature:x", "adwin",
-        effect, 0.0, effect, 1.0, 1000, 1000 + n, Position("t", 0, n),
+        segment,
+        "segment",
+        {"region": "eu", "cohort": "a"},
+        "feature:x",
+        "adwin",
+        effect,
+        0.0,
+        effect,
+        1.0,
+        1000,
+        1000 + n,
+        Position("t", 0, n),
     )
 
 
@@ -42,7 +52,9 @@ def test_scopes_are_independent_and_ids_deterministic() -> None:
     a = DecisionEngine(DecisionSettings()).decide(event(3.0, 1, "region=eu,cohort=a"))
     b = DecisionEngine(DecisionSettings()).decide(event(3.0, 1, "region=eu,cohort=a"))
     c = DecisionEngine(DecisionSettings()).decide(event(3.0, 1, "region=us,cohort=a"))
-    assert a is not None and b is not None and c is not None
+    assert a is not None
+    assert b is not None
+    assert c is not None
     assert a.id == b.id != c.id
 
 

@@ -48,9 +48,7 @@ def test_shift_in_one_segment_halts_that_segment_only(
     assert summary.records == len(shifted_stream)
     halts = {s.segment for s in sink.signals if s.level is Level.HALT}
     assert "region=eu-west,cohort=pro" in halts
-    untouched = {
-        f"region={r},cohort={c}" for r in REGIONS for c in COHORTS if (r, c) != SHIFTED
-    }
+    untouched = {f"region={r},cohort={c}" for r in REGIONS for c in COHORTS if (r, c) != SHIFTED}
     assert not halts & untouched
     # every HALT is for the shifted segment or a roll-up that contains it
     assert halts <= {"region=eu-west,cohort=pro", "region=eu-west", "cohort=pro", "*"}
@@ -107,8 +105,13 @@ def test_stop_and_resume_processes_every_record_exactly_once(
     s1 = first.run(stop, progress)
     assert s1.status == "interrupted"
     assert 0 < s1.records < len(shifted_stream)
-    second = Monitor(first.settings, ListSource(shifted_stream, name="logs"), store,
-                     MemoryDeadLetters(), [MemorySink("memory")])
+    second = Monitor(
+        first.settings,
+        ListSource(shifted_stream, name="logs"),
+        store,
+        MemoryDeadLetters(),
+        [MemorySink("memory")],
+    )
     s2 = second.run()
     assert s1.records + s2.records == len(shifted_stream)
     assert store.segment_counts() == ref_store.segment_counts()

@@ -11,8 +11,18 @@ from monitor.store import Batch, HistoryFilter, HistoryStore
 
 def ev(n: int, region: str = "eu", signal: str = "feature:x") -> DriftEvent:
     return DriftEvent(
-        f"region={region},cohort=a", "segment", {"region": region, "cohort": "a"}, signal,
-        "adwin", 2.0, 0.0, 2.0, 1.0, 500, 1000 * n, Position("logs", 0, n),
+        f"region={region},cohort=a",
+        "segment",
+        {"region": region, "cohort": "a"},
+        signal,
+        "adwin",
+        2.0,
+        0.0,
+        2.0,
+        1.0,
+        500,
+        1000 * n,
+        Position("logs", 0, n),
     )
 
 
