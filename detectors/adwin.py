@@ -54,6 +54,9 @@ class ADWINDetector(Detector):
         self._adwin.update(x)
         return bool(self._adwin.drift_detected)
 
+    def _statistic(self) -> float:
+        return float(self._adwin.estimation)
+
     def _params(self) -> dict[str, Any]:
         return {
             "warmup": self.warmup,

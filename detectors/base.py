@@ -12,16 +12,25 @@ say *how much* moved, not only *that* something moved:
   detection (the regime that was in force before the change);
 * ``after``: the mean of the ``confirm`` observations that follow the firing one.
 
-Detectors are plain Python objects that pickle round-trip exactly, so a restored detector
-makes the same decisions as one that never stopped.
+The contract every detector keeps (checked by one contract test over all of them):
+
+* hyper-parameters are public attributes named like the ``__init__`` arguments and
+  validated there (``ValueError`` naming the bad value);
+* ``update(x, tag)`` returns a :class:`Change` when a detection is confirmed, else ``None``;
+* ``drift_detected`` is true right after the update that returned a :class:`Change`;
+  ``warning_detected`` while a firing is being confirmed (or the family's own warning zone);
+  ``statistic`` is the current value of the change test's statistic;
+* ``state()`` / ``from_state()`` round-trip exactly: a restored detector makes the same
+  decisions as one that never stopped.
 """
 
 from __future__ import annotations
 
 import math
+import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 __all__ = ["Change", "Detector", "DetectorSpec", "make_detector", "registered"]
 
@@ -77,6 +86,7 @@ class Detector(ABC):
         self.confirm = confirm
         self.binary = binary
         self._n_total = 0
+        self._fired = False
         self._pending: tuple[float, float, object] | None = None
         self._confirm_left = 0
         self._confirm_sum = 0.0
@@ -92,8 +102,42 @@ class Detector(ABC):
         """Observations since the last detection (or since start)."""
         return self._n
 
+    @property
+    def drift_detected(self) -> bool:
+        """True right after the update that returned a :class:`Change`."""
+        return self._fired
+
+    @property
+    def warning_detected(self) -> bool:
+        """True while a firing is being confirmed, or in the family's own warning zone."""
+        return self._pending is not None or self._warning()
+
+    @property
+    def statistic(self) -> float:
+        """Current value of the change test's statistic (family-specific scale)."""
+        return self._statistic()
+
+    def _warning(self) -> bool:
+        return False
+
+    def _statistic(self) -> float:
+        return 0.0
+
+    def state(self) -> bytes:
+        """Serialize everything, hyper-parameters and running state alike."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_state(cls, blob: bytes) -> Self:
+        """Restore a detector serialized by :meth:`state` (trusted input: our own store)."""
+        det = pickle.loads(blob)  # noqa: S301 - blobs come only from driftgate's own store
+        if not isinstance(det, cls):
+            raise TypeError(f"state blob holds {type(det).__name__}, not {cls.__name__}")
+        return det
+
     def update(self, x: float, tag: object = None) -> Change | None:
         """Feed one observation; return a :class:`Change` when a detection is confirmed."""
+        self._fired = False
         self._n_total += 1
         n = self._n + 1
         delta = x - self._mean
@@ -108,6 +152,7 @@ class Detector(ABC):
                 return None
             before, scale, first_tag = self._pending
             self._pending = None
+            self._fired = True
             return Change(
                 detector=self.name,
                 before=before,

@@ -58,6 +58,12 @@ class PageHinkleyDetector(Detector):
         self._ph.update(x)
         return bool(self._ph.drift_detected)
 
+    def _statistic(self) -> float:
+        ph = self._ph  # River keeps the cumulative sums privately
+        up = float(ph._sum_increase - ph._min_increase)
+        down = float(ph._max_decrease - ph._sum_decrease)
+        return max(up, down)
+
     def _params(self) -> dict[str, Any]:
         return {
             "warmup": self.warmup,

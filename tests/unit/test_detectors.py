@@ -110,3 +110,28 @@ def test_bank_serializes_every_detector() -> None:
     assert clone.signals() == ["a", "b"]
     with pytest.raises(TypeError):
         DetectorBank.from_state(pickle.dumps({"not": "a bank"}))
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_contract_flags_statistic_and_state(kind: str) -> None:
+    rng = random.Random(21)
+    det = build(kind)
+    assert det.drift_detected is False
+    seen_warning = False
+    fired = None
+    data = [rng.gauss(0, 1) for _ in range(1500)] + [rng.gauss(4, 1) for _ in range(500)]
+    for i, x in enumerate(data):
+        change = det.update(x)
+        seen_warning |= det.warning_detected
+        assert det.drift_detected is (change is not None)
+        assert det.statistic == det.statistic  # a number, never NaN
+        if change is not None:
+            fired = i
+            break
+    assert fired is not None
+    assert seen_warning, "the confirmation window is a warning state"
+    clone = type(det).from_state(det.state())
+    assert repr(clone) == repr(det)
+    assert clone.statistic == det.statistic
+    with pytest.raises(TypeError):
+        type(det).from_state(pickle.dumps([1, 2]))
