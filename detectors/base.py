@@ -130,7 +130,7 @@ class Detector(ABC):
     @classmethod
     def from_state(cls, blob: bytes) -> Self:
         """Restore a detector serialized by :meth:`state` (trusted input: our own store)."""
-        det = pickle.loads(blob)  # noqa: S301 - blobs come only from driftgate's own store
+        det = pickle.loads(blob)
         if not isinstance(det, cls):
             raise TypeError(f"state blob holds {type(det).__name__}, not {cls.__name__}")
         return det
