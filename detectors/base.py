@@ -76,6 +76,8 @@ class Detector(ABC):
     """
 
     name: ClassVar[str]
+    #: True for families that only take 0/1 observations (error, refusal, flag rates).
+    binary_only: ClassVar[bool] = False
 
     def __init__(self, *, warmup: int = 100, confirm: int = 30, binary: bool = False) -> None:
         if warmup < 0:
