@@ -41,6 +41,7 @@ __all__ = [
     "DecisionSettings",
     "DetectionSettings",
     "HistorySettings",
+    "LabelSettings",
     "LoggingSettings",
     "Settings",
     "SignalSettings",
@@ -128,6 +129,19 @@ class SignalSettings(_Section):
     )
 
 
+class LabelSettings(_Section):
+    """Delayed ground-truth labels, joined to predictions by request id."""
+
+    topics: list[str] = Field(
+        default_factory=list, description="Kafka topics of label records (same consumer group)."
+    )
+    path: str | None = Field(
+        None, description="JSON Lines file of labels, merged with the file source by time."
+    )
+    window_s: float = Field(86_400.0, gt=0, description="Labels later than this are ignored.")
+    max_pending: int = Field(1_000_000, ge=1, description="Predictions kept waiting, at most.")
+
+
 class HistorySettings(_Section):
     """Where the drift history lives."""
 
@@ -154,6 +168,7 @@ class Settings(BaseSettings):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)  # type: ignore[arg-type]
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)  # type: ignore[arg-type]
     signals: SignalSettings = Field(default_factory=SignalSettings)  # type: ignore[arg-type]
+    labels: LabelSettings = Field(default_factory=LabelSettings)  # type: ignore[arg-type]
     history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

@@ -21,6 +21,7 @@ finished, checkpointed and delivered first.
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 import time
 from collections import defaultdict
@@ -28,14 +29,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from detectors import DetectorBank, DetectorSpec
+from detectors import DetectorBank, DetectorSpec, SignalKind
 from monitor.config import Settings
 from monitor.decisions import DecisionEngine
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
+from monitor.labels import LabelJoiner
 from monitor.observe import Observer
-from monitor.schema import BadRecord, parse_record
-from monitor.segments import Segmenter
+from monitor.schema import BadRecord, parse_label, parse_record
+from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
 from monitor.sources.base import RawRecord, Source
 from monitor.store import Batch, HistoryStore
@@ -44,6 +46,8 @@ from monitor.telemetry import Metrics
 __all__ = ["Monitor", "RunSummary"]
 
 log = logging.getLogger(__name__)
+
+LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class RunSummary:
     overflowed: int = 0
     elapsed_s: float = 0.0
     undelivered: int = 0
+    labels: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -75,6 +80,7 @@ class RunSummary:
             "overflowed": self.overflowed,
             "elapsed_s": round(self.elapsed_s, 3),
             "undelivered": self.undelivered,
+            "labels": self.labels,
         }
 
 
@@ -104,9 +110,19 @@ class Monitor:
             seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups
         )
         self.observer = Observer(det.features, det.max_features)
+        states = store.detector_states()
+        labels_blob = states.pop(LABELS_STATE_KEY, None)
         self.banks: dict[str, DetectorBank] = {
-            key: DetectorBank.from_state(blob) for key, blob in store.detector_states().items()
+            key: DetectorBank.from_state(blob) for key, blob in states.items()
         }
+        self.joiner: LabelJoiner | None = None
+        if source.label_sources:
+            lab = settings.labels
+            self.joiner = (
+                pickle.loads(labels_blob)
+                if labels_blob is not None
+                else LabelJoiner(int(lab.window_s * 1000), lab.max_pending)
+            )
         self.engine = DecisionEngine.from_signals(settings.decisions, store.active_signals())
 
     def run(
@@ -143,6 +159,7 @@ class Monitor:
             summary.status = status
             summary.segments = self.segmenter.n_segments
             summary.overflowed = self.segmenter.overflowed
+            summary.labels = self.joiner.stats() if self.joiner is not None else None
             summary.elapsed_s = time.monotonic() - started
             self.store.finish_run(run_id, status)
         return summary
@@ -153,6 +170,8 @@ class Monitor:
         offsets = batch.offsets
         dims = self.segmenter.dimensions
         max_bytes = self.settings.source.max_record_bytes
+        label_sources = self.source.label_sources
+        joiner = self.joiner
         touched: set[str] = set()
         overflow_before = self.segmenter.overflowed
         for raw in records:
@@ -161,45 +180,38 @@ class Monitor:
             if offsets.get(key, -1) <= pos.offset:
                 offsets[key] = pos.offset + 1
             try:
-                rec = parse_record(raw.value, max_bytes)
+                if pos.source in label_sources:
+                    label = parse_label(raw.value, max_bytes)
+                else:
+                    rec = parse_record(raw.value, max_bytes)
             except BadRecord as exc:
                 self.dead_letters.add(DeadLetter(raw.value, exc.reason, pos))
                 batch.dead_letters += 1
                 continue
+            if pos.source in label_sources:
+                batch.labels += 1
+                outcome = joiner.join(label) if joiner is not None else None
+                if outcome is not None:
+                    kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
+                    obs = [(outcome.signal, outcome.value, kind)]
+                    for seg in outcome.segments:
+                        touched.add(seg.key)
+                        self._feed(seg, obs, (pos, label.ts_ms), batch)
+                continue
             batch.records += 1
             obs = self.observer.observe(rec)
+            segments = self.segmenter.segments_for(tuple(rec.dimension(d) for d in dims))
+            if joiner is not None:
+                joiner.expect(rec.request_id, rec.ts_ms, rec.prediction, segments)
             tag = (pos, rec.ts_ms)
-            for seg in self.segmenter.segments_for(tuple(rec.dimension(d) for d in dims)):
+            for seg in segments:
                 counts[(seg.key, seg.scope)] += 1
-                bank = self.banks.get(seg.key)
-                if bank is None:
-                    bank = self.banks[seg.key] = DetectorBank(self.spec)
                 touched.add(seg.key)
-                for name, x, kind in obs:
-                    change = bank.update(name, x, kind, tag)
-                    if change is None:
-                        continue
-                    fired_at, ts_ms = cast(tuple[Position, int], change.tag)
-                    event = DriftEvent(
-                        segment=seg.key,
-                        scope=seg.scope,
-                        labels=seg.labels,
-                        signal=name,
-                        detector=change.detector,
-                        effect=change.effect,
-                        before=change.before,
-                        after=change.after,
-                        scale=change.scale,
-                        observations=change.n,
-                        ts_ms=ts_ms,
-                        position=fired_at,
-                    )
-                    batch.events.append(event)
-                    sig = self.engine.decide(event)
-                    if sig is not None:
-                        batch.signals.append(sig)
+                self._feed(seg, obs, tag, batch)
         batch.counts = dict(counts)
         batch.states = {key: self.banks[key].state() for key in touched}
+        if joiner is not None:
+            batch.states[LABELS_STATE_KEY] = pickle.dumps(joiner, protocol=pickle.HIGHEST_PROTOCOL)
 
         self.dead_letters.flush()
         t0 = time.monotonic()
@@ -219,6 +231,41 @@ class Monitor:
         self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
         for s in batch.signals:
             log.log(logging.WARNING, "%s %s: %s", s.level.value, s.segment, s.reason)
+
+    def _feed(
+        self,
+        seg: Segment,
+        obs: list[tuple[str, float, SignalKind]],
+        tag: tuple[Position, int],
+        batch: Batch,
+    ) -> None:
+        """Feed one record's observations to a segment's detectors; collect events/signals."""
+        bank = self.banks.get(seg.key)
+        if bank is None:
+            bank = self.banks[seg.key] = DetectorBank(self.spec)
+        for name, x, kind in obs:
+            change = bank.update(name, x, kind, tag)
+            if change is None:
+                continue
+            fired_at, ts_ms = cast(tuple[Position, int], change.tag)
+            event = DriftEvent(
+                segment=seg.key,
+                scope=seg.scope,
+                labels=seg.labels,
+                signal=name,
+                detector=change.detector,
+                effect=change.effect,
+                before=change.before,
+                after=change.after,
+                scale=change.scale,
+                observations=change.n,
+                ts_ms=ts_ms,
+                position=fired_at,
+            )
+            batch.events.append(event)
+            sig = self.engine.decide(event)
+            if sig is not None:
+                batch.signals.append(sig)
 
     def _deliver(self, summary: RunSummary) -> None:
         undelivered = 0

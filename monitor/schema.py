@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -34,19 +35,38 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
-    field_validator,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
     "BadRecord",
     "InferenceLog",
+    "LabelRecord",
     "json_schema",
+    "parse_label",
     "parse_record",
 ]
 
 SCHEMA_VERSION = 1
 
+
+def _parse_timestamp(v: object) -> datetime:
+    if isinstance(v, bool):
+        raise ValueError("must be an RFC 3339 string or epoch milliseconds, not a bool")
+    if isinstance(v, int | float):
+        return datetime.fromtimestamp(v / 1000.0, tz=UTC)
+    if isinstance(v, str):
+        try:
+            ts = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not an RFC 3339 timestamp: {v!r}") from None
+        if ts.tzinfo is None:
+            raise ValueError(f"timestamp {v!r} has no UTC offset (RFC 3339 needs one)")
+        return ts
+    raise ValueError("must be an RFC 3339 string or epoch milliseconds")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 FeatureValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
 Prediction = StrictBool | StrictInt | StrictFloat | StrictStr | dict[str, Any]
 
@@ -68,7 +88,7 @@ class InferenceLog(BaseModel):
     request_id: Annotated[str, Field(min_length=1, max_length=256)] = Field(
         description="Unique id of the request; joins delayed labels to predictions."
     )
-    timestamp: datetime = Field(
+    timestamp: Timestamp = Field(
         description="When the inference happened: RFC 3339 string with an offset, "
         "or epoch milliseconds."
     )
@@ -93,23 +113,6 @@ class InferenceLog(BaseModel):
     )
     error: str | None = Field(default=None, description="Serving error, null when none.")
 
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _parse_timestamp(cls, v: object) -> datetime:
-        if isinstance(v, bool):
-            raise ValueError("must be an RFC 3339 string or epoch milliseconds, not a bool")
-        if isinstance(v, int | float):
-            return datetime.fromtimestamp(v / 1000.0, tz=UTC)
-        if isinstance(v, str):
-            try:
-                ts = datetime.fromisoformat(v)
-            except ValueError:
-                raise ValueError(f"not an RFC 3339 timestamp: {v!r}") from None
-            if ts.tzinfo is None:
-                raise ValueError(f"timestamp {v!r} has no UTC offset (RFC 3339 needs one)")
-            return ts
-        raise ValueError("must be an RFC 3339 string or epoch milliseconds")
-
     @property
     def ts_ms(self) -> int:
         """The timestamp as epoch milliseconds."""
@@ -131,8 +134,42 @@ def _describe(err: ValidationError) -> str:
     return "schema: " + "; ".join(parts)
 
 
+class LabelRecord(BaseModel):
+    """A delayed ground-truth label for one earlier prediction, joined by ``request_id``.
+
+    >>> parse_label(b'{"request_id": "r1", "timestamp": 0, "label": "approve"}').label
+    'approve'
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: Annotated[str, Field(min_length=1, max_length=256)] = Field(
+        description="The request whose prediction this label judges."
+    )
+    timestamp: Timestamp = Field(description="When the label became known.")
+    label: StrictBool | StrictInt | StrictFloat | StrictStr = Field(
+        description="The true class (compared with the prediction) or true value (regression)."
+    )
+
+    @property
+    def ts_ms(self) -> int:
+        return int(self.timestamp.timestamp() * 1000)
+
+
+def parse_label(raw: bytes, max_bytes: int = 1_048_576) -> LabelRecord:
+    """Parse and validate one label record; raise :class:`BadRecord` on failure."""
+    return _parse(raw, max_bytes, LabelRecord)
+
+
 def parse_record(raw: bytes, max_bytes: int = 1_048_576) -> InferenceLog:
     """Parse and validate one raw record; raise :class:`BadRecord` with a one-line reason."""
+    return _parse(raw, max_bytes, InferenceLog)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(raw: bytes, max_bytes: int, model: type[M]) -> M:
     if len(raw) > max_bytes:
         raise BadRecord(f"oversize: {len(raw)} bytes > limit {max_bytes}")
     try:
@@ -142,7 +179,7 @@ def parse_record(raw: bytes, max_bytes: int = 1_048_576) -> InferenceLog:
     if not isinstance(data, dict):
         raise BadRecord(f"not a JSON object: got {type(data).__name__}")
     try:
-        return InferenceLog.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise BadRecord(_describe(exc)) from None
 

@@ -26,6 +26,7 @@ from monitor.sinks import (
 )
 from monitor.sinks.base import DeadLetterSink
 from monitor.sources import DemoScenario, DemoSource, FileSource, KafkaSource, Source
+from monitor.sources.merged import MergedFileSource
 from monitor.store import HistoryStore
 
 __all__ = ["build_monitor", "install_stop_handlers"]
@@ -47,7 +48,7 @@ def build_monitor(
     sinks: list[SignalSink] = []
     producer: Any = None
     if src_cfg.kind == "kafka":
-        kafka_source = KafkaSource(src_cfg)
+        kafka_source = KafkaSource(src_cfg, settings.labels.topics)
         stack.callback(kafka_source.close)
         source = kafka_source
         producer = make_producer(src_cfg, error=SourceError)
@@ -57,6 +58,10 @@ def build_monitor(
         file_source = FileSource(src_cfg.path)
         stack.callback(file_source.close)
         source = file_source
+        if settings.labels.path:
+            labels = FileSource(settings.labels.path)
+            stack.callback(labels.close)
+            source = MergedFileSource(file_source, labels)
         dead = FileDeadLetters(src_cfg.dead_letter_path)
     else:
         source = DemoSource(scenario)

@@ -6,6 +6,7 @@ The pipeline calls, in order:
    store; a source starts there instead of its own idea of the start;
 2. ``poll(max_records)`` in a loop; it returns at most ``max_records`` raw records (possibly
    none, when nothing arrived within the source's poll timeout);
+   Records whose ``position.source`` is in ``label_sources`` are delayed labels;
 3. ``commit(offsets)`` after each checkpoint has committed, with the next offsets of the batch
    (Kafka mirrors them into the consumer group; files and the demo need nothing);
 4. ``close()`` once.
@@ -36,6 +37,8 @@ class RawRecord:
 
 class Source(Protocol):
     name: str
+    #: ``Position.source`` values whose records are delayed labels, not inference logs.
+    label_sources: set[str]
 
     @property
     def exhausted(self) -> bool: ...
@@ -65,6 +68,7 @@ class ListSource:
 
     def __init__(self, values: Iterable[bytes], name: str = "memory") -> None:
         self.name = name
+        self.label_sources: set[str] = set()
         self._values = list(values)
         self._next = 0
 

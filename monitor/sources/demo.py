@@ -59,6 +59,7 @@ class DemoSource:
     def __init__(self, scenario: DemoScenario | None = None) -> None:
         self.scenario = scenario or DemoScenario()
         self._rng = np.random.default_rng(self.scenario.seed)
+        self.label_sources: set[str] = set()
         self._next = 0
 
     @property

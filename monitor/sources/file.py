@@ -40,6 +40,7 @@ class FileSource:
                 raise SourceError(f"cannot open input file {path}: {exc.strerror}") from None
             self.name = FILE_PREFIX + str(p.resolve())
             self._total = os.fstat(self._fh.fileno()).st_size
+        self.label_sources: set[str] = set()
         self._line = 0  # lines consumed so far
         self._bytes = 0
         self._eof = False
@@ -84,10 +85,6 @@ class FileSource:
                 continue
             out.append(RawRecord(body, Position(self.name, 0, self._line)))
         return out
-
-    def next_offset(self) -> int:
-        """The line to start from next time (one past the last line consumed)."""
-        return self._line + 1
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         pass

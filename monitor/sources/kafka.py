@@ -53,9 +53,11 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaSource:
     """A consumer-group member reading ``settings.topics``."""
 
-    def __init__(self, settings: SourceSettings) -> None:
+    def __init__(self, settings: SourceSettings, label_topics: list[str] | None = None) -> None:
         self.settings = settings
         self.name = "kafka:" + ",".join(settings.topics)
+        self.label_sources = set(label_topics or [])
+        self.topics = list(settings.topics) + sorted(self.label_sources - set(settings.topics))
         self.stored: dict[tuple[str, int], int] = {}
         self.consumer = make_consumer(
             settings,
@@ -70,11 +72,12 @@ class KafkaSource:
             known = self.consumer.topics()
         except KafkaError as exc:
             raise SourceError(f"cannot list Kafka topics: {type(exc).__name__}: {exc}") from None
-        missing = [t for t in settings.topics if t not in known]
+        missing = [t for t in self.topics if t not in known]
         if missing:
             self.consumer.close()
             raise SourceError(
-                f"Kafka topic(s) not found: {', '.join(missing)} (create them or fix source.topics)"
+                f"Kafka topic(s) not found: {', '.join(missing)} "
+                "(create them or fix source.topics / labels.topics)"
             )
         self._consumed = 0
 
@@ -91,8 +94,8 @@ class KafkaSource:
         return None
 
     def resume(self, offsets: dict[tuple[str, int], int]) -> None:
-        self.stored = {k: v for k, v in offsets.items() if k[0] in self.settings.topics}
-        self.consumer.subscribe(self.settings.topics, listener=_SeekToStored(self))
+        self.stored = {k: v for k, v in offsets.items() if k[0] in self.topics}
+        self.consumer.subscribe(self.topics, listener=_SeekToStored(self))
 
     def poll(self, max_records: int) -> list[RawRecord]:
         try:

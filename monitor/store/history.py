@@ -50,6 +50,7 @@ class Batch:
     states: dict[str, bytes] = field(default_factory=dict)  # segment -> detector bank blob
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # -> next offset
     records: int = 0
+    labels: int = 0
     dead_letters: int = 0
 
 
