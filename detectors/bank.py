@@ -15,6 +15,7 @@ class SignalKind(StrEnum):
 
     NUMERIC = "numeric"
     RATE = "rate"  # 0/1 observations: refusals, errors, safety flags, boolean features
+    CATEGORY = "category"  # text values: string features, the predicted class
 
 
 class DetectorBank:
@@ -42,11 +43,13 @@ class DetectorBank:
     def update(
         self,
         signal: str,
-        x: float,
+        x: float | str,
         kind: SignalKind = SignalKind.NUMERIC,
         tag: object = None,
     ) -> Change | None:
         """Feed ``x`` to the detector of ``signal`` (creating it on first use)."""
+        if isinstance(x, str):
+            return None  # categories: only in calibrated mode (categorical detectors)
         det = self._detectors.get(signal)
         if det is None:
             det = self._detectors[signal] = self.spec.build(binary=kind is SignalKind.RATE)

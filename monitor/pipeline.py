@@ -35,7 +35,7 @@ from monitor.decisions import DecisionEngine
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.labels import LabelJoiner
-from monitor.observe import Observer
+from monitor.observe import Observation, Observer
 from monitor.schema import BadRecord, parse_label, parse_record
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
@@ -193,7 +193,7 @@ class Monitor:
                 outcome = joiner.join(label) if joiner is not None else None
                 if outcome is not None:
                     kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
-                    obs = [(outcome.signal, outcome.value, kind)]
+                    obs: list[Observation] = [(outcome.signal, outcome.value, kind)]
                     for seg in outcome.segments:
                         touched.add(seg.key)
                         self._feed(seg, obs, (pos, label.ts_ms), batch)
@@ -235,7 +235,7 @@ class Monitor:
     def _feed(
         self,
         seg: Segment,
-        obs: list[tuple[str, float, SignalKind]],
+        obs: list[Observation],
         tag: tuple[Position, int],
         batch: Batch,
     ) -> None:
