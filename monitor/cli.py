@@ -22,15 +22,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from detectors import SignalKind
 from monitor import __version__
 from monitor.config import Settings, load_settings
 from monitor.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, DriftgateError
 from monitor.events import DriftEvent, Signal
 from monitor.logs import setup_logging
+from monitor.observe import Observer
 from monitor.pipeline import RunSummary
-from monitor.schema import json_schema_text
+from monitor.profiles import Profile, ProfileBuilder, ProfileFilter
+from monitor.schema import BadRecord, json_schema_text, parse_record
 from monitor.service import build_monitor, install_stop_handlers
-from monitor.sources import DemoScenario
+from monitor.sources import DemoScenario, DemoSource, FileSource, Source
 from monitor.store import HistoryFilter, HistoryStore
 
 __all__ = ["app", "main"]
@@ -383,6 +386,149 @@ def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False)
             f"{totals['dead_letters']:,} dead letters · {totals['drift_events']} drift events · "
             f"{totals['signals']} signals"
         )
+
+
+reference_app = typer.Typer(
+    help="Reference profiles: the named baselines segments are compared with.",
+    no_args_is_help=True,
+)
+app.add_typer(reference_app, name="reference")
+
+
+@reference_app.command("build")
+def reference_build(
+    name: Annotated[str, typer.Argument(help="Name of the profile, e.g. canary-eu.")],
+    source: Annotated[str, typer.Option("--source", "-s", help="file:PATH, '-' (stdin) or demo.")],
+    region: Annotated[list[str] | None, typer.Option(help="Only these regions (repeat).")] = None,
+    cohort: Annotated[list[str] | None, typer.Option(help="Only these cohorts (repeat).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")
+    ] = None,
+    sample_size: Annotated[int, typer.Option(min=10, help="Values kept per signal.")] = 2000,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a reference profile by replaying logs (e.g. the validated canary) and store it."""
+    with _errors():
+        settings = _settings(config, {"history": {"path": db}} if db else {})
+        spec = _parse_source(source)
+        pfilter = ProfileFilter(
+            regions=region or None,
+            cohorts=cohort or None,
+            since_ms=_parse_time(since, "--since"),
+            until_ms=_parse_time(until, "--until"),
+        )
+        det = settings.detection
+        builder = ProfileBuilder(
+            Observer(det.features, det.max_features), pfilter, sample_size=sample_size
+        )
+        src: Source
+        if spec["kind"] == "file":
+            src = FileSource(spec["path"])
+        elif spec["kind"] == "demo":
+            src = DemoSource(DemoScenario())
+        else:
+            raise ConfigError(
+                "reference build reads file:PATH, '-' or demo (export Kafka to a file)"
+            )
+        bad = 0
+        try:
+            while not src.exhausted:
+                for raw in src.poll(5000):
+                    try:
+                        builder.add(parse_record(raw.value, settings.source.max_record_bytes))
+                    except BadRecord:
+                        bad += 1
+        finally:
+            src.close()
+        if builder.records == 0:
+            raise ConfigError(
+                f"no record of {source} matches the filter; nothing to build {name!r} from"
+            )
+        profile = builder.build(name)
+        store = HistoryStore(settings.history.path)
+        store.save_profile(name, profile.records, profile.to_dict())
+        if as_json:
+            sys.stdout.write(
+                orjson.dumps(
+                    {
+                        "name": name,
+                        "records": profile.records,
+                        "signals": sorted(profile.signals),
+                        "bad_records": bad,
+                    }
+                ).decode()
+                + "\n"
+            )
+            return
+        err.print(
+            f"reference [bold]{name}[/]: {profile.records:,} records, "
+            f"{len(profile.signals)} signals, {bad} bad records skipped → {settings.history.path}"
+        )
+
+
+@reference_app.command("list")
+def reference_list(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """The stored reference profiles."""
+    with _errors():
+        store, _ = _open_store(config, db)
+        rows = store.profiles()
+        if as_json:
+            sys.stdout.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
+            return
+        table = Table(title="Reference profiles", title_justify="left")
+        for col in ("name", "created (UTC)", "records"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], _ts(r["created_at"]), f"{r['records']:,}")
+        out.print(table)
+
+
+@reference_app.command("show")
+def reference_show(
+    name: Annotated[str, typer.Argument(help="Profile name.")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One profile: per signal, how many values and their summary."""
+    with _errors():
+        store, path = _open_store(config, db)
+        data = store.load_profile(name)
+        if data is None:
+            raise ConfigError(
+                f"no reference profile {name!r} in {path} (see `driftgate reference list`)"
+            )
+        if as_json:
+            sys.stdout.write(orjson.dumps(data).decode() + "\n")
+            return
+        profile = Profile.from_dict(data)
+        table = Table(title=f"Reference {name} ({profile.records:,} records)", title_justify="left")
+        for col in ("signal", "kind", "seen", "summary"):
+            table.add_column(col, overflow="fold")
+        for sig, sp in sorted(profile.signals.items()):
+            if sp.counts:
+                total = sum(sp.counts.values())
+                top = sorted(sp.counts.items(), key=lambda kv: -kv[1])[:4]
+                summary = ", ".join(f"{k} {v / total:.0%}" for k, v in top)
+            elif sp.kind is SignalKind.RATE:
+                summary = f"rate {sum(sp.sample) / max(len(sp.sample), 1):.2%}"
+            else:
+                xs = sorted(sp.sample)
+                summary = (
+                    (
+                        f"median {xs[len(xs) // 2]:.4g}, p5 {xs[len(xs) // 20]:.4g}, "
+                        f"p95 {xs[len(xs) * 19 // 20]:.4g}"
+                    )
+                    if xs
+                    else "-"
+                )
+            table.add_row(sig, sp.kind.value, f"{sp.seen:,}", summary)
+        out.print(table)
 
 
 @app.command()

@@ -343,6 +343,41 @@ class HistoryStore:
                 .values(delivered_at=_now_ms())
             )
 
+    # -- reference profiles ---------------------------------------------------------------
+
+    def save_profile(self, name: str, records: int, profile: dict[str, Any]) -> None:
+        """Store (or replace) the named reference profile."""
+        stmt = sqlite_insert(t.reference_profiles).values(
+            name=name, created_at=_now_ms(), records=records, profile=profile
+        )
+        with self._tx() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["name"],
+                    set_={
+                        "created_at": stmt.excluded.created_at,
+                        "records": stmt.excluded.records,
+                        "profile": stmt.excluded.profile,
+                    },
+                )
+            )
+
+    def load_profile(self, name: str) -> dict[str, Any] | None:
+        q = select(t.reference_profiles.c.profile).where(t.reference_profiles.c.name == name)
+        with self._tx() as conn:
+            row = conn.execute(q).one_or_none()
+        return dict(row.profile) if row is not None else None
+
+    def profiles(self) -> list[dict[str, Any]]:
+        """Name, creation time and record count of every stored profile."""
+        q = select(
+            t.reference_profiles.c.name,
+            t.reference_profiles.c.created_at,
+            t.reference_profiles.c.records,
+        ).order_by(t.reference_profiles.c.name)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     # -- queries ------------------------------------------------------------------------------
 
     def history(self, f: HistoryFilter = HistoryFilter()) -> list[DriftEvent | Signal]:

@@ -23,6 +23,7 @@ __all__ = [
     "metadata",
     "offsets",
     "outbox",
+    "reference_profiles",
     "runs",
     "segment_counts",
     "signals",
@@ -119,6 +120,15 @@ segment_counts = Table(
     Column("segment", Text, primary_key=True),
     Column("scope", String(64), nullable=False),
     Column("records", BigInteger, nullable=False),
+)
+
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("profile", JSON, nullable=False),
 )
 
 detector_state = Table(
