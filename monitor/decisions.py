@@ -73,6 +73,17 @@ class DecisionEngine:
                 active[s.segment] = ActiveScope(s.level, s.id, list(s.evidence))
         return cls(settings, active)
 
+    def sync(self, in_force: list[Signal]) -> None:
+        """Align with the signals in force in the store (a person may have resumed a scope)."""
+        ids = {s.segment: s for s in in_force}
+        for seg in [
+            k for k, cur in self.active.items() if ids.get(k) is None or ids[k].id != cur.signal_id
+        ]:
+            del self.active[seg]
+        for seg, s in ids.items():
+            if seg not in self.active:
+                self.active[seg] = ActiveScope(s.level, s.id, list(s.evidence))
+
     def decide(self, event: DriftEvent) -> Signal | None:
         """The signal this event raises, or None (below WARN, or scope already at HALT)."""
         size = abs(event.effect)

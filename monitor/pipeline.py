@@ -166,6 +166,7 @@ class Monitor:
 
     def _process(self, run_id: str, records: list[RawRecord], summary: RunSummary) -> None:
         batch = Batch()
+        self.engine.sync(self.store.active_signals())  # a person may have lifted a HALT
         counts: dict[tuple[str, str], int] = defaultdict(int)
         offsets = batch.offsets
         dims = self.segmenter.dimensions

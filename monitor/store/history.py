@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.errors import StoreError
-from monitor.events import DriftEvent, Level, Position, Signal
+from monitor.events import DriftEvent, Level, Position, Signal, stable_id
 from monitor.store import tables as t
 
 __all__ = ["Batch", "HistoryFilter", "HistoryStore"]
@@ -136,6 +136,11 @@ class HistoryStore:
                 "(check history.path points to a writable SQLite file)"
             ) from None
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for read-only query modules (API, dashboards)."""
+        return self._engine
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -202,8 +207,14 @@ class HistoryStore:
                 for s in batch.signals:
                     conn.execute(
                         update(t.signals)
-                        .where(and_(t.signals.c.segment == s.segment, t.signals.c.id != s.id))
-                        .values(active=0)
+                        .where(
+                            and_(
+                                t.signals.c.segment == s.segment,
+                                t.signals.c.id != s.id,
+                                t.signals.c.active == 1,
+                            )
+                        )
+                        .values(active=0, state="superseded")
                     )
                 if sinks:
                     conn.execute(
@@ -298,6 +309,7 @@ class HistoryStore:
             "partition": s.position.partition,
             "offset": s.position.offset,
             "active": 1,
+            "state": "active",
         }
 
     # -- restore ------------------------------------------------------------------------------
@@ -342,6 +354,144 @@ class HistoryStore:
                 .where(and_(t.outbox.c.sink == sink, t.outbox.c.signal_id.in_(ids)))
                 .values(delivered_at=_now_ms())
             )
+
+    # -- lifecycle: acknowledge, resume, resolve ----------------------------------------------
+
+    def signal_states(self, include_ended: bool = False) -> list[dict[str, Any]]:
+        """Signals with their lifecycle columns (state, acked_by…), oldest first.
+
+        By default only those in force (active or acknowledged).
+        """
+        q = select(t.signals).order_by(t.signals.c.ts_ms, t.signals.c.id)
+        if not include_ended:
+            q = q.where(t.signals.c.active == 1)
+        with self._tx() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for r in rows:
+            m = dict(r._mapping)
+            m["signal"] = _signal_from_row(r)
+            out.append(m)
+        return out
+
+    def _in_force(self, conn: Connection, target: str) -> Any:
+        """The signal in force for a scope key or with this signal id, or None."""
+        q = select(t.signals).where(
+            and_(
+                t.signals.c.active == 1,
+                (t.signals.c.segment == target) | (t.signals.c.id == target),
+            )
+        )
+        return conn.execute(q).first()
+
+    def transition(self, target: str, kind: str, actor: str, comment: str) -> dict[str, Any]:
+        """Record a lifecycle step for the signal in force for ``target`` (scope or signal id).
+
+        ``ACK``: a person owns it (it stays in force). ``RESUMED``: a person lifts it.
+        ``RESOLVED``: lifted automatically (auto-resolve). Raises StoreError when no signal
+        is in force for ``target``.
+        """
+        if kind not in ("ACK", "RESUMED", "RESOLVED"):
+            raise ValueError(f"unknown transition {kind!r}")
+        now = _now_ms()
+        with self._tx() as conn:
+            row = self._in_force(conn, target)
+            if row is None:
+                raise StoreError(
+                    f"no signal in force for {target!r} (see `driftgate status` for scopes)"
+                )
+            tid = stable_id("transition", row.id, kind, actor, now)
+            conn.execute(
+                t.transitions.insert().values(
+                    id=tid,
+                    signal_id=row.id,
+                    segment=row.segment,
+                    kind=kind,
+                    actor=actor,
+                    comment=comment,
+                    at_ms=now,
+                )
+            )
+            if kind == "ACK":
+                values: dict[str, Any] = {
+                    "state": "acknowledged",
+                    "acked_by": actor,
+                    "acked_at": now,
+                    "ack_comment": comment,
+                }
+            else:
+                values = {
+                    "state": kind.lower(),
+                    "active": 0,
+                    "ended_by": actor,
+                    "ended_at": now,
+                    "end_comment": comment,
+                }
+            conn.execute(update(t.signals).where(t.signals.c.id == row.id).values(**values))
+        return {
+            "id": tid,
+            "signal_id": row.id,
+            "segment": row.segment,
+            "kind": kind,
+            "actor": actor,
+            "comment": comment,
+            "at_ms": now,
+        }
+
+    def transitions(self, signal_id: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.transitions).order_by(t.transitions.c.at_ms, t.transitions.c.id)
+        if signal_id is not None:
+            q = q.where(t.transitions.c.signal_id == signal_id)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- silences ---------------------------------------------------------------------------
+
+    def add_silence(
+        self,
+        matchers: list[dict[str, str]],
+        starts_ms: int,
+        ends_ms: int,
+        author: str,
+        comment: str,
+    ) -> str:
+        if ends_ms <= starts_ms:
+            raise StoreError("a silence must end after it starts")
+        sid = uuid.uuid4().hex
+        with self._tx() as conn:
+            conn.execute(
+                t.silences.insert().values(
+                    id=sid,
+                    matchers=matchers,
+                    starts_ms=starts_ms,
+                    ends_ms=ends_ms,
+                    author=author,
+                    comment=comment,
+                    created_ms=_now_ms(),
+                )
+            )
+        return sid
+
+    def expire_silence(self, silence_id: str) -> None:
+        now = _now_ms()
+        with self._tx() as conn:
+            res = conn.execute(
+                update(t.silences)
+                .where(and_(t.silences.c.id == silence_id, t.silences.c.ends_ms > now))
+                .values(ends_ms=now)
+            )
+            if res.rowcount == 0:
+                raise StoreError(f"no active silence {silence_id!r}")
+
+    def silences(self, active_at_ms: int | None = None) -> list[dict[str, Any]]:
+        """Silences, newest first; only those active at ``active_at_ms`` when given."""
+        q = select(t.silences).order_by(t.silences.c.created_ms.desc())
+        if active_at_ms is not None:
+            q = q.where(
+                and_(t.silences.c.starts_ms <= active_at_ms, t.silences.c.ends_ms > active_at_ms)
+            )
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     # -- reference profiles ---------------------------------------------------------------
 

@@ -27,6 +27,8 @@ __all__ = [
     "runs",
     "segment_counts",
     "signals",
+    "silences",
+    "transitions",
 ]
 
 SCHEMA_VERSION = 1
@@ -96,6 +98,39 @@ signals = Table(
     Column("partition", Integer, nullable=False),
     Column("offset", BigInteger, nullable=False),
     Column("active", Integer, nullable=False, default=1),  # 0 once superseded or lifted
+    # lifecycle: active | acknowledged | resumed | resolved | superseded
+    Column("state", String(16), nullable=False, default="active"),
+    Column("acked_by", Text),
+    Column("acked_at", BigInteger),
+    Column("ack_comment", Text),
+    Column("ended_by", Text),
+    Column("ended_at", BigInteger),
+    Column("end_comment", Text),
+)
+
+# Every lifecycle transition a person or the monitor made, in order (audit trail).
+transitions = Table(
+    "transitions",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("signal_id", String(16), nullable=False, index=True),
+    Column("segment", Text, nullable=False),
+    Column("kind", String(16), nullable=False),  # ACK | RESUMED | RESOLVED
+    Column("actor", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("matchers", JSON, nullable=False),  # [{"label","op","value"}]
+    Column("starts_ms", BigInteger, nullable=False),
+    Column("ends_ms", BigInteger, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )
 
 outbox = Table(
