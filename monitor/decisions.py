@@ -117,6 +117,7 @@ class DecisionEngine:
             evidence=tuple(evidence),
             ts_ms=event.ts_ms,
             position=event.position,
+            signal=event.signal,
         )
         self.active[event.segment] = ActiveScope(level, sig.id, evidence)
         return sig

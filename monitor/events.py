@@ -139,6 +139,7 @@ class Signal:
     ts_ms: int
     position: Position
     id: str = field(default="")
+    signal: str = ""  # the signal of the latest drift event behind it, e.g. latency_ms
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -156,6 +157,7 @@ class Signal:
             "cohort": self.labels.get("cohort"),
             "labels": self.labels,
             "reason": self.reason,
+            "signal": self.signal,
             "evidence": list(self.evidence),
             "ts_ms": self.ts_ms,
             "position": self.position.as_dict(),

@@ -82,6 +82,7 @@ def _signal_from_row(row: Any) -> Signal:
         ts_ms=row.ts_ms,
         position=_position(row),
         id=row.id,
+        signal=row.signal,
     )
 
 
@@ -303,6 +304,7 @@ class HistoryStore:
             "cohort": s.labels.get("cohort"),
             "labels": s.labels,
             "reason": s.reason,
+            "signal": s.signal,
             "evidence": list(s.evidence),
             "ts_ms": s.ts_ms,
             "source": s.position.source,

@@ -92,6 +92,7 @@ signals = Table(
     Column("cohort", Text, index=True),
     Column("labels", JSON, nullable=False),
     Column("reason", Text, nullable=False),
+    Column("signal", Text, nullable=False, default=""),
     Column("evidence", JSON, nullable=False),
     Column("ts_ms", BigInteger, nullable=False, index=True),
     Column("source", Text, nullable=False),
