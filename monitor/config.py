@@ -42,6 +42,9 @@ __all__ = [
     "DetectionSettings",
     "HistorySettings",
     "LabelSettings",
+    "ReceiverSettings",
+    "RouteSettings",
+    "RouterSettings",
     "LoggingSettings",
     "Settings",
     "SignalSettings",
@@ -142,6 +145,69 @@ class LabelSettings(_Section):
     max_pending: int = Field(1_000_000, ge=1, description="Predictions kept waiting, at most.")
 
 
+class ReceiverSettings(_Section):
+    """One place notifications go (see docs/sinks.md for each kind's keys)."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["webhook", "alertmanager", "pagerduty", "slack", "stdout", "jsonl"]
+    url: str | None = None
+    secret: SecretStr | None = Field(None, description="webhook: HMAC-SHA256 signing key.")
+    routing_key: SecretStr | None = Field(None, description="pagerduty: integration key.")
+    path: str | None = Field(None, description="jsonl: file to append to.")
+    timeout_s: float = Field(5.0, gt=0)
+    fallback: str | None = Field(None, description="Receiver used when this one gives up.")
+
+
+class RouteSettings(_Section):
+    """A node of the routing tree (Alertmanager semantics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    receiver: str | None = Field(None, description="Inherited from the parent when unset.")
+    matchers: list[str] = Field(default_factory=list, description="label=value, =~, !=, !~")
+    group_by: list[str] | None = Field(None, description="Labels that batch alerts together.")
+    group_wait_s: float | None = Field(None, ge=0)
+    repeat_interval_s: float | None = Field(None, gt=0)
+    continue_: bool = Field(False, alias="continue")
+    auto_resolve: bool | None = Field(
+        None, description="Lift HALTs of this route automatically (default: only a person)."
+    )
+    routes: list[RouteSettings] = Field(default_factory=list)
+
+
+class RouterSettings(_Section):
+    """Alert routing: receivers, the routing tree, inhibition, rate limit."""
+
+    receivers: list[ReceiverSettings] = Field(default_factory=list)
+    route: RouteSettings = Field(
+        default_factory=lambda: RouteSettings.model_validate(
+            {"group_by": ["segment"], "group_wait_s": 0.0, "repeat_interval_s": 14_400.0}
+        )
+    )
+    inhibit: bool = Field(True, description="A broader HALT mutes the narrower alerts.")
+    rate_limit_per_min: int = Field(60, ge=1, description="Notifications per receiver/min.")
+
+    @model_validator(mode="after")
+    def _receivers_exist(self) -> RouterSettings:
+        names = [r.name for r in self.receivers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate receiver names: {', '.join(dupes)}")
+        known = set(names)
+        for r in self.receivers:
+            if r.fallback is not None and r.fallback not in known:
+                raise ValueError(f"receiver {r.name!r}: fallback {r.fallback!r} is not a receiver")
+
+        def walk(node: RouteSettings, path: str) -> None:
+            if node.receiver is not None and node.receiver not in known:
+                raise ValueError(f"route {path}: receiver {node.receiver!r} is not defined")
+            for i, child in enumerate(node.routes):
+                walk(child, f"{path}.routes[{i}]")
+
+        walk(self.route, "route")
+        return self
+
+
 class HistorySettings(_Section):
     """Where the drift history lives."""
 
@@ -169,6 +235,7 @@ class Settings(BaseSettings):
     decisions: DecisionSettings = Field(default_factory=DecisionSettings)  # type: ignore[arg-type]
     signals: SignalSettings = Field(default_factory=SignalSettings)  # type: ignore[arg-type]
     labels: LabelSettings = Field(default_factory=LabelSettings)  # type: ignore[arg-type]
+    router: RouterSettings = Field(default_factory=RouterSettings)  # type: ignore[arg-type]
     history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 
@@ -228,7 +295,7 @@ def _describe(err: ValidationError, data: dict[str, Any]) -> str:
     parts = []
     for e in err.errors(include_url=False):
         loc = ".".join(str(p) for p in e["loc"])
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             parts.append(f"unknown key {loc!r}")
             continue
