@@ -31,6 +31,7 @@ from monitor.logs import setup_logging
 from monitor.observe import Observer
 from monitor.pipeline import RunSummary
 from monitor.profiles import Profile, ProfileBuilder, ProfileFilter
+from monitor.router.route import Route
 from monitor.schema import BadRecord, json_schema_text, parse_record
 from monitor.service import build_monitor, install_stop_handlers
 from monitor.sources import DemoScenario, DemoSource, FileSource, Source
@@ -529,6 +530,45 @@ def reference_show(
                 )
             table.add_row(sig, sp.kind.value, f"{sp.seen:,}", summary)
         out.print(table)
+
+
+routes_app = typer.Typer(help="The alert routing tree.", no_args_is_help=True)
+app.add_typer(routes_app, name="routes")
+
+
+@routes_app.command("test")
+def routes_test(
+    labels: Annotated[
+        list[str],
+        typer.Argument(help="Alert labels as key=value, e.g. severity=critical region=eu-west."),
+    ],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which receivers would a signal with these labels reach?"""
+    with _errors():
+        settings = _settings(config, {})
+        parsed: dict[str, str] = {}
+        for item in labels:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"bad label {item!r}: use key=value")
+            parsed[key] = value
+        hits = Route.from_settings(settings.router.route).match(parsed)
+        receivers = [r.receiver for r in hits if r.receiver]
+        if as_json:
+            sys.stdout.write(
+                orjson.dumps(
+                    {"labels": parsed, "receivers": receivers, "routes": [r.path for r in hits]}
+                ).decode()
+                + "\n"
+            )
+            return
+        if not receivers:
+            out.print("no receiver (set router.route.receiver for a default)")
+            raise typer.Exit(1)
+        for r in hits:
+            out.print(f"{r.receiver}  (via {r.path}, group_by {list(r.group_by)})")
 
 
 @app.command()

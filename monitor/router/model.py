@@ -16,6 +16,8 @@ same notification re-sent after a crash carries the same idempotency key.
 >>> n = Notification.build("pager", "region=eu", {"scope": "region=eu"}, [a])
 >>> n.id == Notification.build("pager", "region=eu", {"scope": "region=eu"}, [a]).id
 True
+>>> Notification.from_dict(n.as_dict()) == n
+True
 """
 
 from __future__ import annotations
@@ -69,7 +71,22 @@ class Alert:
             "starts_at_ms": self.starts_at_ms,
             "ends_at_ms": self.ends_at_ms,
             "transition_id": self.transition_id,
+            "transition": self.transition,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Alert:
+        return cls(
+            id=d["id"],
+            fingerprint=d["fingerprint"],
+            level=d["level"],
+            state=AlertState(d["state"]),
+            labels=dict(d["labels"]),
+            annotations=dict(d["annotations"]),
+            starts_at_ms=int(d["starts_at_ms"]),
+            ends_at_ms=d.get("ends_at_ms"),
+            transition=d.get("transition", ""),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +110,28 @@ class Notification:
     ) -> Notification:
         nid = stable_id(receiver, group_key, *sorted(a.transition_id for a in alerts))
         return cls(nid, receiver, group_key, dict(group_labels), tuple(alerts))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "receiver": self.receiver,
+            "group_key": self.group_key,
+            "group_labels": self.group_labels,
+            "status": self.status,
+            "alerts": [a.as_dict() for a in self.alerts],
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Notification:
+        return cls(
+            d["id"],
+            d["receiver"],
+            d["group_key"],
+            dict(d["group_labels"]),
+            tuple(Alert.from_dict(a) for a in d["alerts"]),
+            dict(d.get("meta") or {}),
+        )
 
     @property
     def status(self) -> str:

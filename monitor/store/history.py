@@ -357,6 +357,92 @@ class HistoryStore:
                 .values(delivered_at=_now_ms())
             )
 
+    # -- notifications outbox (router) --------------------------------------------------------
+
+    def enqueue(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert planned notifications (``notification_id``, ``receiver``, ``group_key``,
+        ``payload``); those already known are ignored. Returns the ids that were new."""
+        if not rows:
+            return []
+        now = _now_ms()
+        new: list[str] = []
+        with self._tx() as conn:
+            for r in rows:
+                res = conn.execute(
+                    sqlite_insert(t.notifications)
+                    .values(**r, created_ms=now, state="pending", attempts=0, next_attempt_ms=now)
+                    .on_conflict_do_nothing()
+                )
+                if res.rowcount:
+                    new.append(r["notification_id"])
+        return new
+
+    def known_notifications(self, ids: Iterable[str], receiver: str) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        q = select(t.notifications.c.notification_id).where(
+            and_(t.notifications.c.receiver == receiver, t.notifications.c.notification_id.in_(ids))
+        )
+        with self._tx() as conn:
+            return {r.notification_id for r in conn.execute(q)}
+
+    def due_notifications(self, now_ms: int) -> list[dict[str, Any]]:
+        """Pending notifications whose next attempt is due, oldest first."""
+        q = (
+            select(t.notifications)
+            .where(
+                and_(
+                    t.notifications.c.state == "pending",
+                    t.notifications.c.next_attempt_ms <= now_ms,
+                )
+            )
+            .order_by(
+                t.notifications.c.created_ms,
+                t.notifications.c.group_key,
+                t.notifications.c.notification_id,
+            )
+        )
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def record_delivery(
+        self,
+        notification_id: str,
+        receiver: str,
+        *,
+        state: str,
+        attempts: int,
+        next_attempt_ms: int,
+        last_error: str | None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "state": state,
+            "attempts": attempts,
+            "next_attempt_ms": next_attempt_ms,
+            "last_error": last_error,
+        }
+        if state == "delivered":
+            values["delivered_ms"] = _now_ms()
+        with self._tx() as conn:
+            conn.execute(
+                update(t.notifications)
+                .where(
+                    and_(
+                        t.notifications.c.notification_id == notification_id,
+                        t.notifications.c.receiver == receiver,
+                    )
+                )
+                .values(**values)
+            )
+
+    def notifications(self, receiver: str | None = None) -> list[dict[str, Any]]:
+        q = select(t.notifications).order_by(t.notifications.c.created_ms)
+        if receiver is not None:
+            q = q.where(t.notifications.c.receiver == receiver)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
     # -- lifecycle: acknowledge, resume, resolve ----------------------------------------------
 
     def signal_states(self, include_ended: bool = False) -> list[dict[str, Any]]:

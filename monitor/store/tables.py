@@ -21,6 +21,7 @@ __all__ = [
     "drift_events",
     "meta",
     "metadata",
+    "notifications",
     "offsets",
     "outbox",
     "reference_profiles",
@@ -140,6 +141,23 @@ outbox = Table(
     Column("signal_id", String(16), primary_key=True),
     Column("sink", String(64), primary_key=True),
     Column("delivered_at", BigInteger),  # null = pending
+)
+
+# The router's durable outbox: one row per notification and receiver. The primary key is the
+# idempotency key: a notification planned twice (same state) is stored, and so sent, once.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_id", String(16), primary_key=True),
+    Column("receiver", String(128), primary_key=True),
+    Column("group_key", Text, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | delivered | failed | fallback
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_ms", BigInteger),
 )
 
 offsets = Table(
