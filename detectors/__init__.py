@@ -16,20 +16,23 @@
 """
 
 from detectors.adwin import ADWINDetector
-from detectors.bank import DetectorBank, SignalKind
+from detectors.bank import BasicPlan, DetectorBank, Plan, SignalKind, Watcher
 from detectors.base import Change, Detector, DetectorSpec, make_detector, registered
 from detectors.kswin import KSWINDetector
 from detectors.page_hinkley import PageHinkleyDetector
 
 __all__ = [
     "ADWINDetector",
+    "BasicPlan",
     "Change",
     "Detector",
     "DetectorBank",
     "DetectorSpec",
     "KSWINDetector",
     "PageHinkleyDetector",
+    "Plan",
     "SignalKind",
+    "Watcher",
     "make_detector",
     "registered",
 ]

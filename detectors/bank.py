@@ -1,13 +1,21 @@
-"""The detectors of one segment: one detector per signal, created on first sight."""
+"""The detectors of one segment: for every signal, the detectors a plan assigns to it.
+
+A **plan** decides, the first time a segment sees a signal, which detectors watch it: in
+basic mode one River detector (:class:`BasicPlan`); in calibrated mode a detector against the
+segment's own past plus one anchored to the validated reference profile, and categorical
+detectors for categories. The bank serializes its detectors but not the plan (which can
+hold large reference profiles shared by every segment): restore with the same plan.
+"""
 
 from __future__ import annotations
 
 import pickle
 from enum import StrEnum
+from typing import Any, Protocol
 
-from detectors.base import Change, Detector, DetectorSpec
+from detectors.base import Change, DetectorSpec
 
-__all__ = ["DetectorBank", "SignalKind"]
+__all__ = ["BasicPlan", "DetectorBank", "Plan", "SignalKind", "Watcher"]
 
 
 class SignalKind(StrEnum):
@@ -18,27 +26,54 @@ class SignalKind(StrEnum):
     CATEGORY = "category"  # text values: string features, the predicted class
 
 
+class Watcher(Protocol):
+    """Anything that takes one observation and may report a :class:`Change`."""
+
+    def update(self, x: Any, tag: object = None) -> Change | None: ...
+
+
+class Plan(Protocol):
+    """Which detectors watch a signal, decided the first time a segment sees it."""
+
+    def watchers(self, signal: str, kind: SignalKind) -> list[Watcher]: ...
+
+
+class BasicPlan:
+    """One detector from ``spec`` per numeric or rate signal; categories are not watched.
+
+    >>> BasicPlan(DetectorSpec("adwin")).watchers("latency_ms", SignalKind.NUMERIC)
+    [ADWINDetector(warmup=100, confirm=30, delta=0.002, clock=32)]
+    """
+
+    def __init__(self, spec: DetectorSpec) -> None:
+        self.spec = spec
+
+    def watchers(self, signal: str, kind: SignalKind) -> list[Watcher]:
+        if kind is SignalKind.CATEGORY:
+            return []
+        return [self.spec.build(binary=kind is SignalKind.RATE)]
+
+
 class DetectorBank:
     """Detectors for every signal of one segment.
 
     >>> import random
     >>> rng = random.Random(11)
-    >>> bank = DetectorBank(DetectorSpec("adwin"))
+    >>> bank = DetectorBank(BasicPlan(DetectorSpec("adwin")))
     >>> changes = []
     >>> for i in range(3000):
-    ...     c = bank.update("latency_ms", rng.gauss(100 if i < 2000 else 160, 10))
-    ...     if c:
+    ...     for c in bank.update("latency_ms", rng.gauss(100 if i < 2000 else 160, 10)):
     ...         changes.append((i, round(c.effect)))
     >>> changes[0][0] >= 2000, changes[0][1] >= 4
     (True, True)
-    >>> restored = DetectorBank.from_state(bank.state())
+    >>> restored = DetectorBank.from_state(bank.state(), bank.plan)
     >>> restored.signals() == bank.signals()
     True
     """
 
-    def __init__(self, spec: DetectorSpec) -> None:
-        self.spec = spec
-        self._detectors: dict[str, Detector] = {}
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._watchers: dict[str, list[Watcher]] = {}
 
     def update(
         self,
@@ -46,27 +81,32 @@ class DetectorBank:
         x: float | str,
         kind: SignalKind = SignalKind.NUMERIC,
         tag: object = None,
-    ) -> Change | None:
-        """Feed ``x`` to the detector of ``signal`` (creating it on first use)."""
-        if isinstance(x, str):
-            return None  # categories: only in calibrated mode (categorical detectors)
-        det = self._detectors.get(signal)
-        if det is None:
-            det = self._detectors[signal] = self.spec.build(binary=kind is SignalKind.RATE)
-        return det.update(x, tag)
+    ) -> list[Change]:
+        """Feed ``x`` to every detector of ``signal`` (created on first use); their changes."""
+        ws = self._watchers.get(signal)
+        if ws is None:
+            ws = self._watchers[signal] = self.plan.watchers(signal, kind)
+        out: list[Change] = []
+        for w in ws:
+            c = w.update(x, tag)
+            if c is not None:
+                out.append(c)
+        return out
 
     def signals(self) -> list[str]:
-        """Names of the signals this bank watches."""
-        return sorted(self._detectors)
+        """Names of the signals this bank has seen."""
+        return sorted(self._watchers)
 
     def state(self) -> bytes:
-        """Serialize the whole bank; :meth:`from_state` restores it exactly."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+        """Serialize the detectors (not the plan); :meth:`from_state` restores them exactly."""
+        return pickle.dumps(self._watchers, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_state(cls, blob: bytes) -> DetectorBank:
+    def from_state(cls, blob: bytes, plan: Plan) -> DetectorBank:
         """Restore a bank serialized by :meth:`state` (trusted input: our own store)."""
-        bank = pickle.loads(blob)
-        if not isinstance(bank, cls):
-            raise TypeError(f"state blob holds {type(bank).__name__}, not DetectorBank")
+        watchers = pickle.loads(blob)
+        if not isinstance(watchers, dict):
+            raise TypeError(f"state blob holds {type(watchers).__name__}, not a detector bank")
+        bank = cls(plan)
+        bank._watchers = watchers
         return bank

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from detectors import DetectorBank, DetectorSpec, SignalKind
+from detectors import BasicPlan, Change, DetectorBank, DetectorSpec, Plan, SignalKind
 from monitor.config import Settings
 from monitor.decisions import DecisionEngine
 from monitor.errors import SinkError
@@ -105,6 +105,7 @@ class Monitor:
         det = settings.detection
         self.spec = DetectorSpec(det.detector, det.params, det.warmup, det.confirm)
         self.spec.build()  # validate the parameters now, not on the first record
+        self.plan: Plan = BasicPlan(self.spec)
         seg = settings.segments
         self.segmenter = Segmenter(
             seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups
@@ -113,7 +114,7 @@ class Monitor:
         states = store.detector_states()
         labels_blob = states.pop(LABELS_STATE_KEY, None)
         self.banks: dict[str, DetectorBank] = {
-            key: DetectorBank.from_state(blob) for key, blob in states.items()
+            key: DetectorBank.from_state(blob, self.plan) for key, blob in states.items()
         }
         self.joiner: LabelJoiner | None = None
         if source.label_sources:
@@ -243,30 +244,32 @@ class Monitor:
         """Feed one record's observations to a segment's detectors; collect events/signals."""
         bank = self.banks.get(seg.key)
         if bank is None:
-            bank = self.banks[seg.key] = DetectorBank(self.spec)
+            bank = self.banks[seg.key] = DetectorBank(self.plan)
         for name, x, kind in obs:
-            change = bank.update(name, x, kind, tag)
-            if change is None:
-                continue
-            fired_at, ts_ms = cast(tuple[Position, int], change.tag)
-            event = DriftEvent(
-                segment=seg.key,
-                scope=seg.scope,
-                labels=seg.labels,
-                signal=name,
-                detector=change.detector,
-                effect=change.effect,
-                before=change.before,
-                after=change.after,
-                scale=change.scale,
-                observations=change.n,
-                ts_ms=ts_ms,
-                position=fired_at,
-            )
-            batch.events.append(event)
-            sig = self.engine.decide(event)
-            if sig is not None:
-                batch.signals.append(sig)
+            for change in bank.update(name, x, kind, tag):
+                self._event(seg, name, change, batch)
+
+    def _event(self, seg: Segment, name: str, change: Change, batch: Batch) -> None:
+        """A confirmed change becomes a drift event, and maybe a signal."""
+        fired_at, ts_ms = cast(tuple[Position, int], change.tag)
+        event = DriftEvent(
+            segment=seg.key,
+            scope=seg.scope,
+            labels=seg.labels,
+            signal=name,
+            detector=change.detector,
+            effect=change.effect,
+            before=change.before,
+            after=change.after,
+            scale=change.scale,
+            observations=change.n,
+            ts_ms=ts_ms,
+            position=fired_at,
+        )
+        batch.events.append(event)
+        sig = self.engine.decide(event)
+        if sig is not None:
+            batch.signals.append(sig)
 
     def _deliver(self, summary: RunSummary) -> None:
         undelivered = 0

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from detectors import DetectorBank, DetectorSpec, SignalKind, make_detector, registered
+from detectors import BasicPlan, DetectorBank, DetectorSpec, SignalKind, make_detector, registered
 from detectors.base import Detector
 
 FAMILIES = registered()
@@ -103,14 +103,16 @@ def test_adwin_beats_a_detector_that_never_fires_and_has_few_false_alarms() -> N
 
 
 def test_bank_serializes_every_detector() -> None:
-    bank = DetectorBank(DetectorSpec("adwin"))
+    plan = BasicPlan(DetectorSpec("adwin"))
+    bank = DetectorBank(plan)
     for i in range(500):
         bank.update("a", float(i % 7))
         bank.update("b", float(i % 2), SignalKind.RATE)
-    clone = DetectorBank.from_state(bank.state())
-    assert clone.signals() == ["a", "b"]
+    assert bank.update("c", "text", SignalKind.CATEGORY) == []  # basic mode: not watched
+    clone = DetectorBank.from_state(bank.state(), plan)
+    assert clone.signals() == ["a", "b", "c"]
     with pytest.raises(TypeError):
-        DetectorBank.from_state(pickle.dumps({"not": "a bank"}))
+        DetectorBank.from_state(pickle.dumps(["not", "a bank"]), plan)
 
 
 @pytest.mark.parametrize("kind", NUMERIC)
