@@ -194,3 +194,49 @@ def test_bad_time_filter_is_a_clear_error(tmp_path: Path, flag: str) -> None:
     r = driftgate("history", flag, "last tuesday", cwd=tmp_path)
     assert r.returncode == 2
     assert f"bad {flag}" in r.stderr
+
+
+def test_second_signal_exits_at_once_with_130(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--source", "-", "--no-progress"],
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    assert proc.stderr is not None
+    proc.stdin.write(b"".join(line + b"\n" for line in to_bytes(grid_stream(20))))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "driftgate.db").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)  # blocked reading stdin, which stays open
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    proc.stdin.close()
+    proc.stderr.close()
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    write_jsonl(
+        tmp_path / "l.jsonl",
+        to_bytes(grid_stream(400, shift_segment=("eu-west", "pro"), shift_at=200)),
+    )
+    r = driftgate(
+        "run",
+        "--source",
+        "file:l.jsonl",
+        "--log-format",
+        "json",
+        "--json",
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    logs = [json.loads(line) for line in r.stderr.splitlines()]  # nothing but JSON on stderr
+    assert logs, r.stderr
+    assert all({"ts", "level", "logger", "message"} <= set(x) for x in logs)
+    assert any("HALT" in x["message"] for x in logs)
