@@ -215,7 +215,9 @@ class HistoryStore:
                                 t.signals.c.active == 1,
                             )
                         )
-                        .values(active=0, state="superseded")
+                        .values(
+                            active=0, state="superseded", ended_at=_now_ms(), ended_by="driftgate"
+                        )
                     )
                 if sinks:
                     conn.execute(
