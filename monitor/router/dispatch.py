@@ -45,9 +45,7 @@ def planned_rows(
     rows = [
         r
         for r in store.signal_states(include_ended=True)
-        if r["active"] == 1
-        or (r.get("ended_at") or 0) >= now_ms - RESOLVED_RETENTION_MS
-        or r["state"] == "superseded"
+        if r["active"] == 1 or (r.get("ended_at") or 0) >= now_ms - RESOLVED_RETENTION_MS
     ]
     plan = router.plan(rows, store.silences(active_at_ms=now_ms), now_ms)
     fresh: list[Notification] = []
