@@ -18,21 +18,33 @@
 from detectors.adwin import ADWINDetector
 from detectors.bank import BasicPlan, DetectorBank, Plan, SignalKind, Watcher
 from detectors.base import Change, Detector, DetectorSpec, make_detector, registered
+from detectors.budget import FleetBudget, Persistence
+from detectors.calibration import Calibration, calibrate, calibrate_bootstrap
+from detectors.cusum import CUSUMDetector, cusum_first_alarms
 from detectors.kswin import KSWINDetector
 from detectors.page_hinkley import PageHinkleyDetector
+from detectors.reference import Reference
 
 __all__ = [
     "ADWINDetector",
     "BasicPlan",
+    "CUSUMDetector",
+    "Calibration",
     "Change",
     "Detector",
     "DetectorBank",
     "DetectorSpec",
+    "FleetBudget",
     "KSWINDetector",
     "PageHinkleyDetector",
+    "Persistence",
     "Plan",
+    "Reference",
     "SignalKind",
     "Watcher",
+    "calibrate",
+    "calibrate_bootstrap",
+    "cusum_first_alarms",
     "make_detector",
     "registered",
 ]
