@@ -23,12 +23,15 @@ from detectors.calibration import Calibration, calibrate, calibrate_bootstrap
 from detectors.cusum import CUSUMDetector, cusum_first_alarms
 from detectors.kswin import KSWINDetector
 from detectors.page_hinkley import PageHinkleyDetector
+from detectors.plans import Anchored, CalibratedPlan, stream_seed
 from detectors.reference import Reference
 
 __all__ = [
     "ADWINDetector",
+    "Anchored",
     "BasicPlan",
     "CUSUMDetector",
+    "CalibratedPlan",
     "Calibration",
     "Change",
     "Detector",
@@ -47,4 +50,5 @@ __all__ = [
     "cusum_first_alarms",
     "make_detector",
     "registered",
+    "stream_seed",
 ]

@@ -13,6 +13,8 @@ import pickle
 from enum import StrEnum
 from typing import Any, Protocol
 
+import numpy as np
+
 from detectors.base import Change, DetectorSpec
 
 __all__ = ["BasicPlan", "DetectorBank", "Plan", "SignalKind", "Watcher"]
@@ -35,7 +37,9 @@ class Watcher(Protocol):
 class Plan(Protocol):
     """Which detectors watch a signal, decided the first time a segment sees it."""
 
-    def watchers(self, signal: str, kind: SignalKind) -> list[Watcher]: ...
+    def watchers(self, signal: str, kind: SignalKind, stream: str = "") -> list[Watcher]:
+        """Detectors for ``signal``; ``stream`` identifies segment and signal (for seeds)."""
+        ...
 
 
 class BasicPlan:
@@ -48,7 +52,7 @@ class BasicPlan:
     def __init__(self, spec: DetectorSpec) -> None:
         self.spec = spec
 
-    def watchers(self, signal: str, kind: SignalKind) -> list[Watcher]:
+    def watchers(self, signal: str, kind: SignalKind, stream: str = "") -> list[Watcher]:
         if kind is SignalKind.CATEGORY:
             return []
         return [self.spec.build(binary=kind is SignalKind.RATE)]
@@ -71,8 +75,9 @@ class DetectorBank:
     True
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, key: str = "") -> None:
         self.plan = plan
+        self.key = key
         self._watchers: dict[str, list[Watcher]] = {}
 
     def update(
@@ -85,12 +90,39 @@ class DetectorBank:
         """Feed ``x`` to every detector of ``signal`` (created on first use); their changes."""
         ws = self._watchers.get(signal)
         if ws is None:
-            ws = self._watchers[signal] = self.plan.watchers(signal, kind)
+            ws = self._watchers[signal] = self.plan.watchers(signal, kind, f"{self.key}|{signal}")
         out: list[Change] = []
         for w in ws:
             c = w.update(x, tag)
             if c is not None:
                 out.append(c)
+        return out
+
+    def update_many(
+        self,
+        signal: str,
+        xs: list[float | str],
+        kind: SignalKind = SignalKind.NUMERIC,
+        tags: list[object] | None = None,
+    ) -> list[Change]:
+        """Feed a batch of one signal's values; same changes as :meth:`update` one by one.
+
+        Detectors with a vectorised ``update_many`` get the whole batch at once.
+        """
+        ws = self._watchers.get(signal)
+        if ws is None:
+            ws = self._watchers[signal] = self.plan.watchers(signal, kind, f"{self.key}|{signal}")
+        tag_list: list[object] = tags if tags is not None else [None] * len(xs)
+        out: list[Change] = []
+        for w in ws:
+            many = getattr(w, "update_many", None)
+            if many is not None and kind is not SignalKind.CATEGORY:
+                out.extend(many(np.asarray(xs, dtype=np.float64), tag_list))
+                continue
+            for x, t in zip(xs, tag_list, strict=True):
+                c = w.update(x, t)
+                if c is not None:
+                    out.append(c)
         return out
 
     def signals(self) -> list[str]:
@@ -102,11 +134,11 @@ class DetectorBank:
         return pickle.dumps(self._watchers, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
-    def from_state(cls, blob: bytes, plan: Plan) -> DetectorBank:
+    def from_state(cls, blob: bytes, plan: Plan, key: str = "") -> DetectorBank:
         """Restore a bank serialized by :meth:`state` (trusted input: our own store)."""
         watchers = pickle.loads(blob)
         if not isinstance(watchers, dict):
             raise TypeError(f"state blob holds {type(watchers).__name__}, not a detector bank")
-        bank = cls(plan)
+        bank = cls(plan, key)
         bank._watchers = watchers
         return bank

@@ -459,9 +459,28 @@ def calibrate(
     if learn is not None and learn < 2:
         raise ValueError(f"learn must be >= 2, got {learn}")
     key_counts = tuple(int(c) for c in counts) if counts is not None else None
-    return _calibrate(
-        float(target_arl0), float(k), key_counts, learn, learn_edges, draws, cycles, seed
-    )
+    key = (float(target_arl0), float(k), key_counts, learn, learn_edges, draws, cycles, seed)
+    hit = _KNOWN.get(key)
+    if hit is not None:
+        return hit
+    cal = _calibrate(*key)
+    _KNOWN[key] = cal
+    return cal
+
+
+CalibrationKey = tuple[float, float, tuple[int, ...] | None, int | None, int, int, int, int]
+_KNOWN: dict[CalibrationKey, Calibration] = {}
+
+
+def known_calibrations() -> dict[CalibrationKey, Calibration]:
+    """Every calibration computed or preloaded in this process (for a persistent cache)."""
+    return dict(_KNOWN)
+
+
+def preload_calibrations(entries: dict[CalibrationKey, Calibration]) -> None:
+    """Seed the cache with calibrations computed earlier (e.g. loaded from disk by the
+    monitor), so a restart does not pay for them again. No I/O here."""
+    _KNOWN.update(entries)
 
 
 @lru_cache(maxsize=256)

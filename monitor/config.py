@@ -38,6 +38,7 @@ from monitor.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_FILES",
+    "BudgetSettings",
     "DecisionSettings",
     "DetectionSettings",
     "HistorySettings",
@@ -91,12 +92,44 @@ class SegmentSettings(_Section):
     max_segments: int = Field(1000, ge=1, description="Cardinality cap; beyond it: overflow.")
 
 
-class DetectionSettings(_Section):
-    """Which detector watches every segment x signal (basic mode)."""
+class BudgetSettings(_Section):
+    """The fleet-wide false-alarm budget that sets every calibrated detector's ARL0."""
 
-    detector: Literal["adwin", "page_hinkley", "kswin"] = "adwin"
-    params: dict[str, Any] = Field(default_factory=dict)
-    warmup: int = Field(200, ge=0, description="Observations before a detector may fire.")
+    false_halts_per_week: float = Field(1.0, gt=0, description="Across all segments x signals.")
+    events_per_second: float = Field(100.0, gt=0, description="Expected record rate.")
+    signals_per_record: int = Field(16, ge=1, description="Signals a record carries (estimate).")
+    confirm_alarms: int = Field(1, ge=1, description="Alarms within confirm_within → a HALT.")
+    confirm_within: int = Field(0, ge=0, description="Observations window of that rule.")
+
+
+class DetectionSettings(_Section):
+    """Which detectors watch every segment x signal.
+
+    ``calibrated`` (default): CUSUMs calibrated to the ARL0 the fleet budget implies, against
+    each segment's own past and, with ``reference``, against that stored profile; categorical
+    detectors for categories. ``basic``: one River detector (``detector``) per signal.
+    """
+
+    mode: Literal["calibrated", "basic"] = "calibrated"
+    detector: Literal["adwin", "page_hinkley", "kswin"] = Field(
+        "adwin", description="basic mode: the River detector."
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="basic mode: its params.")
+    reference: str | None = Field(
+        None, description="calibrated mode: name of a stored reference profile to anchor to."
+    )
+    target_arl0: float | None = Field(
+        None, ge=10, description="Override the ARL0 the budget implies (per detector)."
+    )
+    k: float = Field(0.5, gt=0, le=3, description="CUSUM reference value, numeric signals.")
+    rate_k: float = Field(0.25, gt=0, le=3, description="CUSUM reference value, 0/1 rates.")
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)  # type: ignore[arg-type]
+    warmup: int | None = Field(
+        None,
+        ge=0,
+        description="Observations before a detector may fire (default: basic 200, "
+        "calibrated 1000 — its learning window).",
+    )
     confirm: int = Field(30, ge=1, description="Observations averaged to measure a change.")
     features: list[str] | None = Field(
         None, description="Numeric features to watch; null watches every numeric feature."

@@ -29,13 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from detectors import BasicPlan, Change, DetectorBank, DetectorSpec, Plan, SignalKind
+from detectors import Change, DetectorBank, SignalKind
 from monitor.config import Settings
 from monitor.decisions import DecisionEngine
+from monitor.detection import build_plan
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.labels import LabelJoiner
-from monitor.observe import Observation, Observer
+from monitor.observe import Observer
 from monitor.schema import BadRecord, parse_label, parse_record
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
@@ -103,9 +104,7 @@ class Monitor:
         self.sinks = sinks
         self.metrics = metrics or Metrics()
         det = settings.detection
-        self.spec = DetectorSpec(det.detector, det.params, det.warmup, det.confirm)
-        self.spec.build()  # validate the parameters now, not on the first record
-        self.plan: Plan = BasicPlan(self.spec)
+        self.plan, self.detection = build_plan(settings, store)
         seg = settings.segments
         self.segmenter = Segmenter(
             seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups
@@ -114,7 +113,7 @@ class Monitor:
         states = store.detector_states()
         labels_blob = states.pop(LABELS_STATE_KEY, None)
         self.banks: dict[str, DetectorBank] = {
-            key: DetectorBank.from_state(blob, self.plan) for key, blob in states.items()
+            key: DetectorBank.from_state(blob, self.plan, key) for key, blob in states.items()
         }
         self.joiner: LabelJoiner | None = None
         if source.label_sources:
@@ -175,6 +174,9 @@ class Monitor:
         label_sources = self.source.label_sources
         joiner = self.joiner
         touched: set[str] = set()
+        # (segment, signal) -> (kind, values, tags): fed to the detectors per batch, so a
+        # detector with a vectorised path (update_many) sees the whole batch at once.
+        feed: dict[tuple[Segment, str], tuple[SignalKind, list[float | str], list[object]]] = {}
         overflow_before = self.segmenter.overflowed
         for raw in records:
             pos = raw.position
@@ -195,10 +197,13 @@ class Monitor:
                 outcome = joiner.join(label) if joiner is not None else None
                 if outcome is not None:
                     kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
-                    obs: list[Observation] = [(outcome.signal, outcome.value, kind)]
                     for seg in outcome.segments:
                         touched.add(seg.key)
-                        self._feed(seg, obs, (pos, label.ts_ms), batch)
+                        buf = feed.get((seg, outcome.signal))
+                        if buf is None:
+                            buf = feed[(seg, outcome.signal)] = (kind, [], [])
+                        buf[1].append(outcome.value)
+                        buf[2].append((pos, label.ts_ms))
                 continue
             batch.records += 1
             obs = self.observer.observe(rec)
@@ -209,7 +214,13 @@ class Monitor:
             for seg in segments:
                 counts[(seg.key, seg.scope)] += 1
                 touched.add(seg.key)
-                self._feed(seg, obs, tag, batch)
+                for name, x, kind in obs:
+                    buf = feed.get((seg, name))
+                    if buf is None:
+                        buf = feed[(seg, name)] = (kind, [], [])
+                    buf[1].append(x)
+                    buf[2].append(tag)
+        self._detect(feed, batch)
         batch.counts = dict(counts)
         batch.states = {key: self.banks[key].state() for key in touched}
         if joiner is not None:
@@ -234,20 +245,24 @@ class Monitor:
         for s in batch.signals:
             log.log(logging.WARNING, "%s %s: %s", s.level.value, s.segment, s.reason)
 
-    def _feed(
+    def _detect(
         self,
-        seg: Segment,
-        obs: list[Observation],
-        tag: tuple[Position, int],
+        feed: dict[tuple[Segment, str], tuple[SignalKind, list[float | str], list[object]]],
         batch: Batch,
     ) -> None:
-        """Feed one record's observations to a segment's detectors; collect events/signals."""
-        bank = self.banks.get(seg.key)
-        if bank is None:
-            bank = self.banks[seg.key] = DetectorBank(self.plan)
-        for name, x, kind in obs:
-            for change in bank.update(name, x, kind, tag):
-                self._event(seg, name, change, batch)
+        """Feed the batch to every segment's detectors; changes become events, in the order
+        of their triggering records (so decisions do not depend on dictionary order)."""
+        found: list[tuple[Position, Segment, str, Change]] = []
+        for (seg, name), (kind, xs, tags) in feed.items():
+            bank = self.banks.get(seg.key)
+            if bank is None:
+                bank = self.banks[seg.key] = DetectorBank(self.plan, seg.key)
+            for change in bank.update_many(name, xs, kind, tags):
+                fired_at = cast(tuple[Position, int], change.tag)[0]
+                found.append((fired_at, seg, name, change))
+        found.sort(key=lambda f: (f[0], f[1].key, f[2], f[3].detector))
+        for _, seg, name, change in found:
+            self._event(seg, name, change, batch)
 
     def _event(self, seg: Segment, name: str, change: Change, batch: Batch) -> None:
         """A confirmed change becomes a drift event, and maybe a signal."""

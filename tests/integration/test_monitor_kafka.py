@@ -65,6 +65,8 @@ def monitor_env(broker: KafkaBroker, tmp: Path, topic: str, **extra: str) -> dic
         "DRIFTGATE_SOURCE__DEAD_LETTER_TOPIC": f"{topic}.dlq",
         "DRIFTGATE_SIGNALS__CONTROL_TOPIC": f"{topic}.control",
         "DRIFTGATE_HISTORY__PATH": str(tmp / "history.db"),
+        # 600 records per segment before the shift: a shorter self-learning window
+        "DRIFTGATE_DETECTION__WARMUP": "300",
     }
     env.update(extra)
     return env

@@ -40,6 +40,9 @@ def test_run_then_history_json_gives_events_and_signals_with_positions(tmp_path:
     lines.insert(5, b"{broken")
     write_jsonl(tmp_path / "logs.jsonl", lines)
 
+    # 600 records per segment before the shift: the self-learned references need a shorter
+    # learning window than the default 1,000
+    (tmp_path / "driftgate.yaml").write_text("detection:\n  warmup: 300\n")
     r = driftgate("run", "--source", "file:logs.jsonl", "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "HALT" in r.stdout
@@ -234,6 +237,7 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
         "--json",
         "--no-progress",
         cwd=tmp_path,
+        env={"DRIFTGATE_DETECTION__MODE": "basic"},
     )
     assert r.returncode == 0, r.stderr
     logs = [json.loads(line) for line in r.stderr.splitlines()]  # nothing but JSON on stderr

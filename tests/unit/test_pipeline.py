@@ -20,7 +20,7 @@ SHIFTED = ("eu-west", "pro")
 
 
 def settings(**over: Any) -> Settings:
-    base: dict[str, Any] = {"source": {"batch_size": 300}}
+    base: dict[str, Any] = {"source": {"batch_size": 300}, "detection": {"warmup": 400}}
     base.update(over)
     return load_settings(overrides=base, search_cwd=False)
 

@@ -1,0 +1,151 @@
+"""Wiring of detection: settings (+ a stored reference profile) → the detector plan.
+
+>>> from monitor.config import load_settings
+>>> s = load_settings(overrides={"detection": {"budget": {"events_per_second": 50}}},
+...                   search_cwd=False)
+>>> b = fleet_budget(s)
+>>> b.streams_per_event, f"{b.target_arl0:.3g}"
+(64.0, '1.94e+09')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from detectors import (
+    BasicPlan,
+    CalibratedPlan,
+    CUSUMDetector,
+    DetectorSpec,
+    FleetBudget,
+    Persistence,
+    Plan,
+    Reference,
+    SignalKind,
+)
+from detectors.calibration import Calibration, known_calibrations, preload_calibrations
+from monitor.config import Settings
+from monitor.errors import ConfigError
+from monitor.profiles import Profile
+from monitor.store import HistoryStore
+
+__all__ = ["build_plan", "calibration_cache_path", "fleet_budget", "segments_per_record"]
+
+log = logging.getLogger(__name__)
+
+
+def calibration_cache_path() -> Path:
+    """Where calibrations persist between runs (``$XDG_CACHE_HOME/driftgate``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "driftgate" / "calibrations-v1.json"
+
+
+def _load_cache() -> None:
+    path = calibration_cache_path()
+    try:
+        rows = json.loads(path.read_text())
+        entries = {}
+        for key, cal in rows:
+            k = (key[0], key[1], tuple(key[2]) if key[2] is not None else None, *key[3:])
+            cal["ci95"] = tuple(cal["ci95"])
+            if cal.get("conditional_arl0") is not None:
+                cal["conditional_arl0"] = tuple(cal["conditional_arl0"])
+            entries[k] = Calibration(**cal)
+        preload_calibrations(entries)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.debug("ignoring unreadable calibration cache %s: %s", path, exc)
+
+
+def _save_cache() -> None:
+    path = calibration_cache_path()
+    try:
+        rows = [[list(k), asdict(c)] for k, c in known_calibrations().items()]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows))
+        tmp.replace(path)
+    except OSError as exc:
+        log.debug("cannot write calibration cache %s: %s", path, exc)
+
+
+def segments_per_record(settings: Settings) -> int:
+    """How many segments one record updates: its leaf, one roll-up per dimension, global."""
+    seg = settings.segments
+    if not seg.rollups:
+        return 1
+    return 1 + (len(seg.dimensions) if len(seg.dimensions) > 1 else 0) + 1
+
+
+def fleet_budget(settings: Settings, anchored: bool = False) -> FleetBudget:
+    """The fleet budget from settings: streams = segments x signals x detectors per signal."""
+    det = settings.detection
+    b = det.budget
+    per_signal = 2 if anchored else 1
+    spe = float(segments_per_record(settings) * b.signals_per_record * per_signal)
+    streams = max(int(spe), settings.segments.max_segments * b.signals_per_record * per_signal)
+    return FleetBudget(
+        false_halts_per_week=b.false_halts_per_week,
+        events_per_second=b.events_per_second,
+        streams=streams,
+        confirmations=Persistence(b.confirm_alarms, b.confirm_within),
+        streams_per_event=spe,
+    )
+
+
+def _references(profile: Profile) -> dict[str, Reference]:
+    refs: dict[str, Reference] = {}
+    for name, sp in profile.signals.items():
+        if sp.kind is not SignalKind.CATEGORY and len(sp.sample) >= 10:
+            refs[name] = Reference.from_sample(sp.sample)
+    return refs
+
+
+def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str, Any]]:
+    """The plan the settings ask for, and a description of it (budget, reference)."""
+    det = settings.detection
+    if det.mode == "basic":
+        spec = DetectorSpec(
+            det.detector, det.params, 200 if det.warmup is None else det.warmup, det.confirm
+        )
+        spec.build()  # validate the parameters now, not on the first record
+        return BasicPlan(spec), {"mode": "basic", "detector": det.detector, "params": det.params}
+    profile: Profile | None = None
+    if det.reference is not None:
+        data = store.load_profile(det.reference)
+        if data is None:
+            raise ConfigError(
+                f"detection.reference {det.reference!r} is not a stored profile "
+                "(build it with `driftgate reference build` or fix the name)"
+            )
+        profile = Profile.from_dict(data)
+    budget = fleet_budget(settings, anchored=profile is not None)
+    target = det.target_arl0 if det.target_arl0 is not None else budget.target_arl0
+    target = float(f"{min(target, 1e12):.3g}")  # 3 significant digits: reusable calibrations
+    _load_cache()
+    plan = CalibratedPlan(
+        target,
+        k=det.k,
+        rate_k=det.rate_k,
+        warmup=1000 if det.warmup is None else max(det.warmup, 10),
+        confirm=det.confirm,
+        references=_references(profile) if profile else None,
+        profile=profile.name if profile else None,
+    )
+    for kk in (det.k, det.rate_k):  # calibrate now (cached), not on the first record
+        CUSUMDetector(target, kk, warmup=plan.warmup)
+    _save_cache()
+    return plan, {
+        "mode": "calibrated",
+        "target_arl0": target,
+        "k": det.k,
+        "rate_k": det.rate_k,
+        "reference": det.reference,
+        "budget": budget.describe(),
+    }
