@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from detectors import SignalKind
+from detectors import SignalKind, calibrate
 from monitor import __version__
 from monitor.config import Settings, load_settings
+from monitor.detection import fleet_budget
 from monitor.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, DriftgateError
 from monitor.events import DriftEvent, Signal
 from monitor.logs import setup_logging
@@ -530,6 +531,57 @@ def reference_show(
                 )
             table.add_row(sig, sp.kind.value, f"{sp.seen:,}", summary)
         out.print(table)
+
+
+@app.command()
+def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """The fleet false-alarm budget, its split per detector, and the calibration it implies."""
+    with _errors():
+        settings = _settings(config, {})
+        det = settings.detection
+        b = fleet_budget(settings, anchored=det.reference is not None)
+        target = det.target_arl0 if det.target_arl0 is not None else b.target_arl0
+        target = float(f"{min(target, 1e12):.3g}")
+        warmup = 1000 if det.warmup is None else max(det.warmup, 10)
+        cals = {
+            name: calibrate(target, k, learn=warmup)
+            for name, k in (("numeric", det.k), ("rate", det.rate_k))
+        }
+        body = {
+            "mode": det.mode,
+            "budget": b.describe(),
+            "target_arl0": target,
+            "calibration": {
+                name: {
+                    "k": c.k,
+                    "threshold": c.threshold,
+                    "achieved_arl0": c.achieved_arl0,
+                    "ci95": list(c.ci95),
+                    "seconds": round(c.seconds, 3),
+                    "learned_from": c.reference_size,
+                }
+                for name, c in cals.items()
+            },
+        }
+        if as_json:
+            sys.stdout.write(orjson.dumps(body).decode() + "\n")
+            return
+        d = b.describe()
+        out.print(
+            f"[bold]budget[/]: {d['false_halts_per_week']:g} false HALT/week over "
+            f"{d['events_per_second']:g} records/s × {d['streams_per_event']:g} detector "
+            f"streams per record ({d['split']})"
+        )
+        out.print(
+            f"per-detector target ARL0: [bold]{target:.3g}[/] observations between "
+            f"false alarms (mode: {det.mode})"
+        )
+        for name, c in cals.items():
+            out.print(
+                f"  {name:<7} k={c.k:g}  h={c.threshold:.3f}  achieved ARL0 "
+                f"{c.achieved_arl0:.3g} (95% CI {c.ci95[0]:.3g}–{c.ci95[1]:.3g})  "
+                f"calibrated in {c.seconds:.2f}s"
+            )
 
 
 routes_app = typer.Typer(help="The alert routing tree.", no_args_is_help=True)
