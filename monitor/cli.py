@@ -579,7 +579,7 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         for name, c in cals.items():
             out.print(
                 f"  {name:<7} k={c.k:g}  h={c.threshold:.3f}  achieved ARL0 "
-                f"{c.achieved_arl0:.3g} (95% CI {c.ci95[0]:.3g}–{c.ci95[1]:.3g})  "
+                f"{c.achieved_arl0:.3g} (95% CI {c.ci95[0]:.3g} to {c.ci95[1]:.3g})  "
                 f"calibrated in {c.seconds:.2f}s"
             )
 
