@@ -247,6 +247,18 @@ class HistorySettings(_Section):
     path: str = Field("driftgate.db", description="SQLite file of the drift history.")
 
 
+class FaultSettings(_Section):
+    """Fault injection for crash tests (never set in production)."""
+
+    crash_at: Literal["after-checkpoint", "after-deliver"] | None = Field(
+        None, description="Kill the process (exit 137, no cleanup) at this point of a batch."
+    )
+    crash_after_batches: int = Field(1, ge=1, description="... in this batch (1 = the first).")
+    crash_on_signal: bool = Field(
+        False, description="... instead, in the first batch that raised a signal."
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -271,6 +283,7 @@ class Settings(BaseSettings):
     router: RouterSettings = Field(default_factory=RouterSettings)  # type: ignore[arg-type]
     history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    faults: FaultSettings = Field(default_factory=FaultSettings)  # type: ignore[arg-type]
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ finished, checkpointed and delivered first.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 import time
@@ -124,6 +125,7 @@ class Monitor:
                 else LabelJoiner(int(lab.window_s * 1000), lab.max_pending)
             )
         self.engine = DecisionEngine.from_signals(settings.decisions, store.active_signals())
+        self._batches = 0
 
     def run(
         self,
@@ -144,7 +146,9 @@ class Monitor:
             while not stop.is_set() and not self.source.exhausted:
                 records = self.source.poll(batch_size)
                 if not records:
-                    if idle_exit is not None and time.monotonic() - last_data >= idle_exit:
+                    if getattr(self.source, "waiting", False):
+                        last_data = time.monotonic()  # idle time counts once partitions are ours
+                    elif idle_exit is not None and time.monotonic() - last_data >= idle_exit:
                         log.info(
                             "no new records for %.1fs; stopping (source.idle_exit_s)", idle_exit
                         )
@@ -230,7 +234,10 @@ class Monitor:
         t0 = time.monotonic()
         self.store.checkpoint(run_id, batch, [s.name for s in self.sinks])
         self.metrics.checkpoints.record(time.monotonic() - t0)
+        self._batches += 1
+        self._maybe_crash("after-checkpoint", batch)
         self._deliver(summary)
+        self._maybe_crash("after-deliver", batch)
         self.source.commit(batch.offsets)
 
         summary.records += batch.records
@@ -244,6 +251,15 @@ class Monitor:
         self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
         for s in batch.signals:
             log.log(logging.WARNING, "%s %s: %s", s.level.value, s.segment, s.reason)
+
+    def _maybe_crash(self, point: str, batch: Batch) -> None:
+        """Fault injection (settings.faults): die like kill -9 at a named point."""
+        f = self.settings.faults
+        if f.crash_at != point:
+            return
+        if batch.signals if f.crash_on_signal else self._batches >= f.crash_after_batches:
+            log.error("fault injection: crashing %s (batch %d)", point, self._batches)
+            os._exit(137)
 
     def _detect(
         self,

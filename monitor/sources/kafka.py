@@ -41,6 +41,7 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
+        self._source.assigned_once = True
         for tp in assigned:
             nxt = self._source.stored.get((tp.topic, tp.partition))
             if nxt is not None:
@@ -80,10 +81,17 @@ class KafkaSource:
                 "(create them or fix source.topics / labels.topics)"
             )
         self._consumed = 0
+        self.assigned_once = False
 
     @property
     def exhausted(self) -> bool:
         return False
+
+    @property
+    def waiting(self) -> bool:
+        """True until the group has assigned partitions at least once (a restart after a
+        crash waits for the dead member's session to expire first)."""
+        return not self.assigned_once
 
     @property
     def progress(self) -> int:

@@ -249,3 +249,56 @@ def test_sigterm_mid_stream_then_restart_processes_every_record_exactly_once(
     ends = consumer.end_offsets([TopicPartition(topic, p) for p in range(3)])
     consumer.close()
     assert {tp.partition: off for tp, off in ends.items()} == offsets
+
+
+@pytest.mark.parametrize("crash_at", ["after-checkpoint", "after-deliver"])
+def test_killed_between_stored_and_delivered_signals_are_delivered_once_after_restart(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Path, crash_at: str
+) -> None:
+    """kill -9 right after the checkpoint that stored the HALT (before delivery), or right
+    after delivery (before the outbox row is marked): after a restart every signal is on the
+    control topic, and de-duplicating by signal id leaves exactly the stored set."""
+    topic = make_topics(kafka_broker, kafka_topic)
+    records = grid_stream(1000, shift_segment=SHIFTED, shift_at=600, shift=2.5)
+    produce(kafka_broker, topic, keyed(records))
+    env = monitor_env(kafka_broker, tmp_path, topic)
+    db = tmp_path / "history.db"
+
+    # Crash right at the batch that stores the first signal.
+    crashed = run_monitor(
+        {
+            **env,
+            "DRIFTGATE_FAULTS__CRASH_AT": crash_at,
+            "DRIFTGATE_FAULTS__CRASH_ON_SIGNAL": "true",
+        },
+        tmp_path,
+    )
+    assert crashed.returncode == 137, crashed.stdout + crashed.stderr
+    con = sqlite3.connect(db)
+    (n_signals,) = con.execute("SELECT COUNT(*) FROM signals").fetchone()
+    con.close()
+    assert n_signals > 0, "the crashed batch had stored its signals"
+    before = [orjson.loads(m.value)["id"] for m in read_all(kafka_broker, f"{topic}.control")]
+    if crash_at == "after-checkpoint":
+        con = sqlite3.connect(db)
+        stored = {r[0] for r in con.execute("SELECT id FROM signals")}
+        con.close()
+        assert not stored & set(before), "nothing stored by the crashed batch was delivered yet"
+
+    r = run_monitor(env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    con = sqlite3.connect(db)
+    stored = {r[0] for r in con.execute("SELECT id FROM signals")}
+    (pending,) = con.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()
+    (counted,) = con.execute("SELECT records FROM segment_counts WHERE segment='*'").fetchone()
+    con.close()
+    delivered = [orjson.loads(m.value)["id"] for m in read_all(kafka_broker, f"{topic}.control")]
+    assert stored
+    assert set(delivered) == stored, "every stored signal reached the control topic"
+    assert pending == 0
+    assert counted == len(records), "no record lost or counted twice across the crashes"
+    dupes = len(delivered) - len(set(delivered))
+    if crash_at == "after-checkpoint":
+        assert dupes == 0, "crash before delivery: nothing sent twice"
+    else:
+        assert dupes <= 1, "crash between delivery and marking: at most the one batch again"
