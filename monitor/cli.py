@@ -65,6 +65,8 @@ DbOpt = Annotated[
     str | None, typer.Option("--db", help="History SQLite file (overrides history.path).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output: one JSON object per line.")]
+SinceOpt = Annotated[str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")]
+UntilOpt = Annotated[str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")]
 LogFormatOpt = Annotated[
     str | None, typer.Option("--log-format", help="Log format on stderr: text or json.")
 ]
@@ -324,12 +326,8 @@ def history(
         str | None, typer.Option(help="Only this signal, e.g. feature:prompt_tokens.")
     ] = None,
     kind: Annotated[str | None, typer.Option(help="Only drift, WARN or HALT.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -403,12 +401,8 @@ def reference_build(
     source: Annotated[str, typer.Option("--source", "-s", help="file:PATH, '-' (stdin) or demo.")],
     region: Annotated[list[str] | None, typer.Option(help="Only these regions (repeat).")] = None,
     cohort: Annotated[list[str] | None, typer.Option(help="Only these cohorts (repeat).")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Up to this time (RFC 3339 or epoch ms).")
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     sample_size: Annotated[int, typer.Option(min=10, help="Values kept per signal.")] = 2000,
     config: ConfigOpt = None,
     db: DbOpt = None,

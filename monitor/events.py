@@ -65,6 +65,18 @@ class Position:
         return f"{self.source}[{self.partition}]@{self.offset}"
 
 
+def _scope_fields(fid: str, segment: str, scope: str, labels: dict[str, str]) -> dict[str, Any]:
+    """The identity and scope part of every fact's JSON form."""
+    return {
+        "id": fid,
+        "segment": segment,
+        "scope": scope,
+        "region": labels.get("region"),
+        "cohort": labels.get("cohort"),
+        "labels": labels,
+    }
+
+
 class Level(StrEnum):
     """Severity of a scaling-halt signal. HALT outranks WARN."""
 
@@ -106,12 +118,7 @@ class DriftEvent:
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": "drift",
-            "id": self.id,
-            "segment": self.segment,
-            "scope": self.scope,
-            "region": self.labels.get("region"),
-            "cohort": self.labels.get("cohort"),
-            "labels": self.labels,
+            **_scope_fields(self.id, self.segment, self.scope, self.labels),
             "signal": self.signal,
             "detector": self.detector,
             "statistic": {
@@ -150,12 +157,7 @@ class Signal:
     def as_dict(self) -> dict[str, Any]:
         return {
             "kind": self.level.value,
-            "id": self.id,
-            "segment": self.segment,
-            "scope": self.scope,
-            "region": self.labels.get("region"),
-            "cohort": self.labels.get("cohort"),
-            "labels": self.labels,
+            **_scope_fields(self.id, self.segment, self.scope, self.labels),
             "reason": self.reason,
             "signal": self.signal,
             "evidence": list(self.evidence),
