@@ -10,6 +10,7 @@ hold large reference profiles shared by every segment): restore with the same pl
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -103,7 +104,7 @@ class DetectorBank:
         signal: str,
         xs: list[float | str],
         kind: SignalKind = SignalKind.NUMERIC,
-        tags: list[object] | None = None,
+        tags: Sequence[object] | None = None,
     ) -> list[Change]:
         """Feed a batch of one signal's values; same changes as :meth:`update` one by one.
 
@@ -112,7 +113,7 @@ class DetectorBank:
         ws = self._watchers.get(signal)
         if ws is None:
             ws = self._watchers[signal] = self.plan.watchers(signal, kind, f"{self.key}|{signal}")
-        tag_list: list[object] = tags if tags is not None else [None] * len(xs)
+        tag_list: Sequence[object] = tags if tags is not None else [None] * len(xs)
         out: list[Change] = []
         for w in ws:
             many = getattr(w, "update_many", None)

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -235,7 +236,7 @@ class CUSUMDetector(Detector):
 
     # -- vectorised path -----------------------------------------------------------------
 
-    def update_many(self, xs: npt.ArrayLike, tags: list[object] | None = None) -> list[Change]:
+    def update_many(self, xs: npt.ArrayLike, tags: Sequence[object] | None = None) -> list[Change]:
         """Feed a batch; same changes, same state as calling :meth:`update` on each value.
 
         Quiet stretches are vectorised: scores by numpy, both sums by the closed form of the

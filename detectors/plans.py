@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -76,7 +76,7 @@ class Anchored:
             return None
         return replace(c, detector=self.name, before=self._before, scale=self._scale)
 
-    def update_many(self, xs: Any, tags: list[object] | None = None) -> list[Change]:
+    def update_many(self, xs: Any, tags: Sequence[object] | None = None) -> list[Change]:
         return [
             replace(c, detector=self.name, before=self._before, scale=self._scale)
             for c in self.det.update_many(xs, tags)

@@ -26,9 +26,12 @@ import pickle
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import cast, overload
+
+import numpy as np
+import numpy.typing as npt
 
 from detectors import Change, DetectorBank, SignalKind
 from monitor.config import Settings
@@ -37,7 +40,7 @@ from monitor.detection import build_plan
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.labels import LabelJoiner
-from monitor.observe import Observer
+from monitor.observe import Observation, Observer
 from monitor.schema import BadRecord, parse_label, parse_record
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
@@ -84,6 +87,73 @@ class RunSummary:
             "undelivered": self.undelivered,
             "labels": self.labels,
         }
+
+
+class _Tags(Sequence[object]):
+    """The tags of a subset of a batch's records, built only where one is read."""
+
+    def __init__(self, tags: list[object], idx: npt.NDArray[np.int64]) -> None:
+        self._tags, self._idx = tags, idx
+
+    def __len__(self) -> int:
+        return int(self._idx.size)
+
+    @overload
+    def __getitem__(self, i: int) -> object: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[object]: ...
+    def __getitem__(self, i: int | slice) -> object | Sequence[object]:
+        if isinstance(i, slice):
+            return [self._tags[j] for j in self._idx[i].tolist()]
+        return self._tags[int(self._idx[i])]
+
+
+class BatchFeed:
+    """A batch's observations, regrouped per (segment, signal) with numpy.
+
+    Records are added once each (with the segments that watch them); :meth:`streams` then
+    yields, per segment and signal, the values in record order and their tags, without a
+    per-observation dictionary look-up per segment.
+    """
+
+    def __init__(self) -> None:
+        self._tags: list[object] = []
+        self._seg_rows: dict[str, tuple[Segment, list[int]]] = {}
+        self._sig: dict[str, tuple[SignalKind, list[int], list[float | str]]] = {}
+
+    def add(self, segments: list[Segment], obs: list[Observation], tag: object) -> None:
+        row = len(self._tags)
+        self._tags.append(tag)
+        for seg in segments:
+            hit = self._seg_rows.get(seg.key)
+            if hit is None:
+                self._seg_rows[seg.key] = (seg, [row])
+            else:
+                hit[1].append(row)
+        for name, x, kind in obs:
+            sig = self._sig.get(name)
+            if sig is None:
+                sig = self._sig[name] = (kind, [], [])
+            sig[1].append(row)
+            sig[2].append(x)
+
+    def streams(
+        self,
+    ) -> Iterator[tuple[Segment, str, SignalKind, list[float | str], Sequence[object]]]:
+        n = len(self._tags)
+        masks = {}
+        for key, (seg, rows) in self._seg_rows.items():
+            m = np.zeros(n, dtype=bool)
+            m[rows] = True
+            masks[key] = (seg, m)
+        for name, (kind, rows, vals) in self._sig.items():
+            idx = np.asarray(rows, dtype=np.int64)
+            arr = np.asarray(vals, dtype=object if kind is SignalKind.CATEGORY else np.float64)
+            for seg, m in masks.values():
+                sel = m[idx]
+                if not sel.any():
+                    continue
+                yield seg, name, kind, arr[sel].tolist(), _Tags(self._tags, idx[sel])
 
 
 class Monitor:
@@ -178,9 +248,7 @@ class Monitor:
         label_sources = self.source.label_sources
         joiner = self.joiner
         touched: set[str] = set()
-        # (segment, signal) -> (kind, values, tags): fed to the detectors per batch, so a
-        # detector with a vectorised path (update_many) sees the whole batch at once.
-        feed: dict[tuple[Segment, str], tuple[SignalKind, list[float | str], list[object]]] = {}
+        feed = BatchFeed()  # fed to the detectors per batch (vectorised where they can)
         overflow_before = self.segmenter.overflowed
         for raw in records:
             pos = raw.position
@@ -203,27 +271,21 @@ class Monitor:
                     kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
                     for seg in outcome.segments:
                         touched.add(seg.key)
-                        buf = feed.get((seg, outcome.signal))
-                        if buf is None:
-                            buf = feed[(seg, outcome.signal)] = (kind, [], [])
-                        buf[1].append(outcome.value)
-                        buf[2].append((pos, label.ts_ms))
+                    feed.add(
+                        outcome.segments,
+                        [(outcome.signal, outcome.value, kind)],
+                        (pos, label.ts_ms),
+                    )
                 continue
             batch.records += 1
             obs = self.observer.observe(rec)
             segments = self.segmenter.segments_for(tuple(rec.dimension(d) for d in dims))
             if joiner is not None:
                 joiner.expect(rec.request_id, rec.ts_ms, rec.prediction, segments)
-            tag = (pos, rec.ts_ms)
             for seg in segments:
                 counts[(seg.key, seg.scope)] += 1
                 touched.add(seg.key)
-                for name, x, kind in obs:
-                    buf = feed.get((seg, name))
-                    if buf is None:
-                        buf = feed[(seg, name)] = (kind, [], [])
-                    buf[1].append(x)
-                    buf[2].append(tag)
+            feed.add(segments, obs, (pos, rec.ts_ms))
         self._detect(feed, batch)
         batch.counts = dict(counts)
         batch.states = {key: self.banks[key].state() for key in touched}
@@ -261,15 +323,11 @@ class Monitor:
             log.error("fault injection: crashing %s (batch %d)", point, self._batches)
             os._exit(137)
 
-    def _detect(
-        self,
-        feed: dict[tuple[Segment, str], tuple[SignalKind, list[float | str], list[object]]],
-        batch: Batch,
-    ) -> None:
+    def _detect(self, feed: BatchFeed, batch: Batch) -> None:
         """Feed the batch to every segment's detectors; changes become events, in the order
         of their triggering records (so decisions do not depend on dictionary order)."""
         found: list[tuple[Position, Segment, str, Change]] = []
-        for (seg, name), (kind, xs, tags) in feed.items():
+        for seg, name, kind, xs, tags in feed.streams():
             bank = self.banks.get(seg.key)
             if bank is None:
                 bank = self.banks[seg.key] = DetectorBank(self.plan, seg.key)
