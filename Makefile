@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA_LIBS ?= build/kafka/libs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit lint format typecheck kafka-jars clean
+.PHONY: help install run test unit lint format typecheck kafka-jars system-deps clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ run: install ## Run the embedded demo (no Kafka needed)
 kafka-jars: ## Fetch Apache Kafka jars from Maven Central (cached) for the test broker
 	bash tests/kafka/fetch.sh $(KAFKA_LIBS)
 
+system-deps: ## Install Debian packages the integration tests use (prometheus-alertmanager)
+	bash deploy/scripts/install-alertmanager.sh
+
 lint: install ## ruff lint + format check
 	$(VENV)/bin/ruff check monitor detectors tests
 	$(VENV)/bin/ruff format --check monitor detectors tests
@@ -37,10 +40,10 @@ format: install ## Apply ruff formatting and safe fixes
 typecheck: install ## mypy --strict on monitor/ and detectors/
 	$(VENV)/bin/mypy
 
-unit: install ## Fast tests only (no Kafka)
-	$(PY) -m pytest -m "not kafka"
+unit: install ## Fast tests only (no Kafka, no Alertmanager)
+	$(PY) -m pytest -m "not kafka and not alertmanager"
 
-test: install kafka-jars lint typecheck ## Everything: lint, types, unit, doctests and real-Kafka tests
+test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests and real-Kafka tests
 	$(PY) -m pytest
 
 clean: ## Remove the venv, caches and build output
