@@ -38,6 +38,7 @@ from monitor.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_FILES",
+    "ApiSettings",
     "BudgetSettings",
     "DecisionSettings",
     "DetectionSettings",
@@ -45,6 +46,7 @@ __all__ = [
     "LabelSettings",
     "LoggingSettings",
     "ReceiverSettings",
+    "RetrySettings",
     "RouteSettings",
     "RouterSettings",
     "Settings",
@@ -189,6 +191,44 @@ class ReceiverSettings(_Section):
     path: str | None = Field(None, description="jsonl: file to append to.")
     timeout_s: float = Field(5.0, gt=0)
     fallback: str | None = Field(None, description="Receiver used when this one gives up.")
+    resolve_window_s: float | None = Field(
+        300.0, gt=0, description="alertmanager: endsAt this far ahead for firing alerts."
+    )
+    generator_url: str | None = Field(None, description="alertmanager: link back to driftgate.")
+    source: str = Field("driftgate", description="pagerduty: the event's source field.")
+    min_interval_s: float = Field(1.0, ge=0, description="slack: least time between messages.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> ReceiverSettings:
+        needed = {
+            "webhook": "url",
+            "alertmanager": "url",
+            "slack": "url",
+            "pagerduty": "routing_key",
+            "jsonl": "path",
+        }.get(self.kind)
+        if needed is not None and getattr(self, needed) is None:
+            raise ValueError(f"receiver {self.name!r} (kind {self.kind}) needs {needed!r}")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"receiver {self.name!r}: url must start with http:// or https://")
+        return self
+
+
+class RetrySettings(_Section):
+    """How hard delivery tries a receiver (see docs/sinks.md, "Delivery")."""
+
+    base_s: float = Field(1.0, gt=0, description="Back-off scale: k-th failure waits ≤ base·2^k.")
+    cap_s: float = Field(300.0, gt=0, description="Back-off ceiling.")
+    max_attempts: int = Field(12, ge=1, description="Attempts per notification, then give up.")
+    max_age_s: float = Field(3600.0, gt=0, description="Give up this long after enqueueing.")
+    breaker_failures: int = Field(5, ge=1, description="Failures in a row that open the breaker.")
+    breaker_cooldown_s: float = Field(60.0, gt=0, description="Open → half-open after this.")
+
+    @model_validator(mode="after")
+    def _cap(self) -> RetrySettings:
+        if self.cap_s < self.base_s:
+            raise ValueError(f"cap_s ({self.cap_s}) must be >= base_s ({self.base_s})")
+        return self
 
 
 class RouteSettings(_Section):
@@ -219,6 +259,10 @@ class RouterSettings(_Section):
     )
     inhibit: bool = Field(True, description="A broader HALT mutes the narrower alerts.")
     rate_limit_per_min: int = Field(60, ge=1, description="Notifications per receiver/min.")
+    retry: RetrySettings = Field(default_factory=RetrySettings)  # type: ignore[arg-type]
+    tick_s: float = Field(
+        1.0, gt=0, description="While no records arrive, retry pending deliveries this often."
+    )
 
     @model_validator(mode="after")
     def _receivers_exist(self) -> RouterSettings:
@@ -259,6 +303,20 @@ class FaultSettings(_Section):
     )
 
 
+class ApiSettings(_Section):
+    """The HTTP API of ``driftgate serve``: rollout gates, metrics, signal lifecycle.
+
+    Read endpoints are open. Mutating ones (ack, resume, silences) need
+    ``Authorization: Bearer <token>``; with no token set they are refused (403).
+    """
+
+    host: str = Field("127.0.0.1", description="Listen address (0.0.0.0: every interface).")
+    port: int = Field(8181, ge=1, le=65535, description="Listen port.")
+    token: SecretStr | None = Field(
+        None, description="Bearer token of mutating endpoints; set DRIFTGATE_API__TOKEN."
+    )
+
+
 class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -282,6 +340,7 @@ class Settings(BaseSettings):
     labels: LabelSettings = Field(default_factory=LabelSettings)  # type: ignore[arg-type]
     router: RouterSettings = Field(default_factory=RouterSettings)  # type: ignore[arg-type]
     history: HistorySettings = Field(default_factory=HistorySettings)  # type: ignore[arg-type]
+    api: ApiSettings = Field(default_factory=ApiSettings)  # type: ignore[arg-type]
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     faults: FaultSettings = Field(default_factory=FaultSettings)  # type: ignore[arg-type]
 

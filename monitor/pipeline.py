@@ -41,6 +41,7 @@ from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.labels import LabelJoiner
 from monitor.observe import Observation, Observer
+from monitor.router.courier import Courier
 from monitor.schema import BadRecord, parse_label, parse_record
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
@@ -51,6 +52,11 @@ from monitor.telemetry import Metrics
 __all__ = ["Monitor", "RunSummary"]
 
 log = logging.getLogger(__name__)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
 
 LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
 
@@ -167,8 +173,10 @@ class Monitor:
         dead_letters: DeadLetterSink,
         sinks: list[SignalSink],
         metrics: Metrics | None = None,
+        courier: Courier | None = None,
     ) -> None:
         self.settings = settings
+        self.courier = courier
         self.source = source
         self.store = store
         self.dead_letters = dead_letters
@@ -208,6 +216,8 @@ class Monitor:
         summary = RunSummary(run_id=run_id, source=self.source.name)
         self.source.resume(self.store.offsets())
         self._deliver(summary)  # signals left pending by an earlier run
+        self._notify()
+        tick_ms = int(self.settings.router.tick_s * 1000)
         batch_size = self.settings.source.batch_size
         idle_exit = self.settings.source.idle_exit_s
         last_data = time.monotonic()
@@ -216,6 +226,11 @@ class Monitor:
             while not stop.is_set() and not self.source.exhausted:
                 records = self.source.poll(batch_size)
                 if not records:
+                    if (
+                        self.courier is not None
+                        and _now_ms() - self.courier.last_tick_ms >= tick_ms
+                    ):
+                        self._notify()  # retries and back-off progress on a quiet stream
                     if getattr(self.source, "waiting", False):
                         last_data = time.monotonic()  # idle time counts once partitions are ours
                     elif idle_exit is not None and time.monotonic() - last_data >= idle_exit:
@@ -299,6 +314,7 @@ class Monitor:
         self._batches += 1
         self._maybe_crash("after-checkpoint", batch)
         self._deliver(summary)
+        self._notify()
         self._maybe_crash("after-deliver", batch)
         self.source.commit(batch.offsets)
 
@@ -313,6 +329,17 @@ class Monitor:
         self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
         for s in batch.signals:
             log.log(logging.WARNING, "%s %s: %s", s.level.value, s.segment, s.reason)
+
+    def _notify(self) -> None:
+        """Router pass + delivery from the notifications outbox (``monitor.router.courier``)."""
+        if self.courier is None:
+            return
+        t0 = time.monotonic()
+        report = self.courier.tick()
+        self.metrics.notifications.add(report.delivered)
+        if report.failed:
+            log.error("%d notifications could not be delivered (see the outbox)", report.failed)
+        log.debug("router pass in %.3fs: %s", time.monotonic() - t0, report)
 
     def _maybe_crash(self, point: str, batch: Batch) -> None:
         """Fault injection (settings.faults): die like kill -9 at a named point."""

@@ -16,6 +16,7 @@ from monitor.config import Settings
 from monitor.errors import EXIT_INTERRUPTED, SourceError
 from monitor.kafka_client import make_producer
 from monitor.pipeline import Monitor
+from monitor.router.courier import Courier
 from monitor.sinks import (
     FileDeadLetters,
     JsonlSink,
@@ -25,6 +26,7 @@ from monitor.sinks import (
     StdoutSink,
 )
 from monitor.sinks.base import DeadLetterSink
+from monitor.sinks.receivers import build_notifiers
 from monitor.sources import DemoScenario, DemoSource, FileSource, KafkaSource, Source
 from monitor.sources.merged import MergedFileSource
 from monitor.store import HistoryStore
@@ -75,7 +77,11 @@ def build_monitor(
         sinks.append(JsonlSink(sig_cfg.jsonl_path))
     if sig_cfg.control_topic and producer is not None:
         sinks.append(KafkaControlSink(producer, sig_cfg.control_topic))
-    return Monitor(settings, source, store, dead, sinks)
+    courier: Courier | None = None
+    if settings.router.receivers:
+        courier = Courier(store, settings.router, build_notifiers(settings.router))
+        stack.callback(courier.close)
+    return Monitor(settings, source, store, dead, sinks, courier=courier)
 
 
 def install_stop_handlers(stop: threading.Event) -> None:

@@ -43,6 +43,11 @@ class Metrics:
             unit="{record}",
             description="Records routed to the overflow segment (cardinality cap)",
         )
+        self.notifications = meter.create_counter(
+            "driftgate.notifications.delivered",
+            unit="{notification}",
+            description="Notifications a receiver accepted",
+        )
         self.checkpoints = meter.create_histogram(
             "driftgate.checkpoint.duration", unit="s", description="Checkpoint commit time"
         )

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from monitor.router.model import Notification
+from monitor.router.model import Alert, Notification
 from monitor.router.pipeline import Plan, Router
 from monitor.store import HistoryStore
 
@@ -36,6 +36,7 @@ class DispatchReport:
     enqueued: list[Notification] = field(default_factory=list)
     deferred: int = 0  # over a receiver's rate limit: planned again next pass
     muted: dict[str, str] = field(default_factory=dict)
+    alerts: dict[str, list[Alert]] = field(default_factory=dict)  # receiver -> routed alerts
 
 
 def planned_rows(
@@ -88,4 +89,6 @@ class Dispatcher:
         )
         if deferred:
             log.warning("%d notifications over a receiver's rate limit; deferred", deferred)
-        return DispatchReport(len(plan.notifications), fresh, deferred, dict(plan.muted))
+        return DispatchReport(
+            len(plan.notifications), fresh, deferred, dict(plan.muted), dict(plan.alerts)
+        )

@@ -44,6 +44,7 @@ class Plan:
     muted: dict[str, str] = field(default_factory=dict)  # alert segment -> why
     waiting: list[str] = field(default_factory=list)  # group keys still in group_wait
     routes: dict[str, list[str]] = field(default_factory=dict)  # alert segment -> receivers
+    alerts: dict[str, list[Alert]] = field(default_factory=dict)  # receiver -> alerts it holds
 
 
 class Router:
@@ -84,6 +85,7 @@ class Router:
                 plan.waiting.append(key)
                 continue
             assert route.receiver is not None
+            plan.alerts.setdefault(route.receiver, []).extend(members)
             n = Notification.build(route.receiver, key, labels, members)
             if n.status == "firing":  # re-notify a firing group every repeat_interval
                 bucket = now_ms // int(route.repeat_interval_s * 1000)

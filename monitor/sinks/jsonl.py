@@ -9,8 +9,9 @@ import orjson
 
 from monitor.errors import SinkError
 from monitor.events import Signal
+from monitor.router.model import DeliveryError, Notification
 
-__all__ = ["JsonlSink", "append_jsonl"]
+__all__ = ["JsonlNotifier", "JsonlSink", "append_jsonl"]
 
 
 def append_jsonl(path: Path, lines: list[bytes]) -> None:
@@ -37,6 +38,34 @@ class JsonlSink:
     def deliver(self, signals: list[Signal]) -> None:
         if signals:
             append_jsonl(self.path, [orjson.dumps(s.as_dict()) for s in signals])
+
+    def close(self) -> None:
+        pass
+
+
+class JsonlNotifier:
+    """A router receiver (``kind: jsonl``): appends each notification as one JSON line.
+
+    A write failure is retryable (a full disk may be freed); the notification id in each
+    line lets a reader drop the duplicate a crash between append and record may leave.
+
+    >>> import tempfile
+    >>> from monitor.sinks.notifier import example_notification
+    >>> path = Path(tempfile.mkdtemp()) / "notes.jsonl"
+    >>> JsonlNotifier("file", path).notify(example_notification())
+    >>> orjson.loads(path.read_bytes())["group_key"]
+    'pager:{segment=region=eu-west}'
+    """
+
+    def __init__(self, name: str, path: str | Path) -> None:
+        self.name = name
+        self.path = Path(path)
+
+    def notify(self, n: Notification) -> None:
+        try:
+            append_jsonl(self.path, [orjson.dumps(n.as_dict())])
+        except SinkError as exc:
+            raise DeliveryError(f"receiver {self.name!r}: {exc}", retryable=True) from None
 
     def close(self) -> None:
         pass

@@ -438,6 +438,40 @@ class HistoryStore:
                 .values(**values)
             )
 
+    def pending_notifications(self) -> list[dict[str, Any]]:
+        """Every pending outbox row (due or not, with its payload), oldest first.
+
+        The delivery engine needs all of them, not only the due ones: a row waits behind an
+        older pending row of its group even when its own time has come."""
+        q = (
+            select(t.notifications)
+            .where(t.notifications.c.state == "pending")
+            .order_by(t.notifications.c.created_ms, t.notifications.c.notification_id)
+        )
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def save_deliveries(self, rows: list[dict[str, Any]]) -> None:
+        """Persist outbox rows the delivery engine changed or created, in one transaction.
+
+        A row for a (notification, receiver) pair not yet stored (a fallback hand-off) is
+        inserted with the payload of the same notification's existing row."""
+        if not rows:
+            return
+        n = t.notifications
+        with self._tx() as conn:
+            for r in rows:
+                key = and_(
+                    n.c.notification_id == r["notification_id"], n.c.receiver == r["receiver"]
+                )
+                values = {k: v for k, v in r.items() if k not in ("notification_id", "receiver")}
+                if conn.execute(update(n).where(key).values(**values)).rowcount:
+                    continue
+                payload = conn.execute(
+                    select(n.c.payload).where(n.c.notification_id == r["notification_id"]).limit(1)
+                ).scalar_one()
+                conn.execute(sqlite_insert(n).values(**r, payload=payload).on_conflict_do_nothing())
+
     def notifications(self, receiver: str | None = None) -> list[dict[str, Any]]:
         q = select(t.notifications).order_by(t.notifications.c.created_ms)
         if receiver is not None:
@@ -683,6 +717,47 @@ class HistoryStore:
             "drift_events": int(n_events),
             "signals": int(n_signals),
         }
+
+    # -- queries for the HTTP API and operations (monitor/operations.py, monitor/api/) -------
+
+    def signal_state(self, signal_id: str) -> dict[str, Any] | None:
+        """One signal with its lifecycle columns (as in :meth:`signal_states`), or None."""
+        with self._tx() as conn:
+            row = conn.execute(select(t.signals).where(t.signals.c.id == signal_id)).first()
+        if row is None:
+            return None
+        out = dict(row._mapping)
+        out["signal"] = _signal_from_row(row)
+        return out
+
+    def drift_effects(self, event_ids: Iterable[str]) -> dict[str, float]:
+        """Effect (signed shift in sigmas) of each of these drift events that is stored."""
+        ids = list(set(event_ids))
+        if not ids:
+            return {}
+        q = select(t.drift_events.c.id, t.drift_events.c.effect).where(t.drift_events.c.id.in_(ids))
+        with self._tx() as conn:
+            return {r.id: float(r.effect) for r in conn.execute(q)}
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Every segment that has seen records: ``segment``, ``scope``, ``records``."""
+        q = select(t.segment_counts).order_by(t.segment_counts.c.segment)
+        with self._tx() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def signal_counts(self) -> dict[str, int]:
+        """Signals ever raised, per level (``WARN``, ``HALT``)."""
+        q = select(t.signals.c.level, func.count().label("n")).group_by(t.signals.c.level)
+        with self._tx() as conn:
+            return {r.level: int(r.n) for r in conn.execute(q)}
+
+    def notification_counts(self) -> dict[tuple[str, str], int]:
+        """Notifications per (receiver, state): pending, delivered, failed, fallback."""
+        q = select(
+            t.notifications.c.receiver, t.notifications.c.state, func.count().label("n")
+        ).group_by(t.notifications.c.receiver, t.notifications.c.state)
+        with self._tx() as conn:
+            return {(r.receiver, r.state): int(r.n) for r in conn.execute(q)}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -1,0 +1,188 @@
+"""The router wired into the monitor: plan → outbox → deliver, through real HTTP and crashes.
+
+* in-process: a webhook receiver that fails (503, then a timeout, then 429 with
+  Retry-After) before it recovers gets every notification exactly once, in order per group;
+* subprocess: ``driftgate run`` killed (exit 137, no clean-up) between "stored" and
+  "delivered", or right after delivering: after a restart the webhook holds each
+  notification once — none lost, none twice.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from monitor.config import load_settings
+from monitor.events import Level
+from monitor.pipeline import Monitor
+from monitor.router.courier import Courier
+from monitor.sinks import MemoryDeadLetters, MemorySink
+from monitor.sinks.receivers import build_notifiers
+from monitor.sinks.webhook import verify
+from monitor.sources import ListSource
+from monitor.store import HistoryStore
+from tests.factories import grid_stream, to_bytes
+from tests.http_receiver import LocalReceiver, Received, Reply
+
+SHIFTED = ("eu-west", "pro")
+SECRET = "s3cret"
+
+
+def router_cfg(url: str, jsonl: Path) -> dict[str, Any]:
+    return {
+        "receivers": [
+            {"name": "oncall", "kind": "webhook", "url": url, "secret": SECRET, "timeout_s": 0.3},
+            {"name": "file", "kind": "jsonl", "path": str(jsonl)},
+        ],
+        "route": {
+            "receiver": "file",
+            "group_by": ["region"],
+            "group_wait_s": 0,
+            "routes": [{"matchers": ["severity=critical"], "receiver": "oncall", "continue": True}],
+        },
+        "retry": {"base_s": 0.02, "cap_s": 0.2, "breaker_failures": 50},
+    }
+
+
+def ids(received: list[Received]) -> list[str]:
+    return [r.headers["idempotency-key"] for r in received if r.status == 200]
+
+
+def test_flaky_webhook_gets_every_notification_once_in_order(tmp_path: Path) -> None:
+    stream = to_bytes(grid_stream(1200, shift_segment=SHIFTED, shift_at=700, shift=2.0))
+    script = [
+        Reply(503),
+        Reply(503),
+        Reply(hang=True, delay_s=0.5),
+        Reply(429, headers={"Retry-After": "1"}),
+    ]
+    with LocalReceiver(Reply(200)) as rx:
+        rx.script.extend(script)
+        settings = load_settings(
+            overrides={
+                "source": {"batch_size": 300},
+                "detection": {"warmup": 400},
+                "router": router_cfg(rx.url + "/hook", tmp_path / "notes.jsonl"),
+            },
+            search_cwd=False,
+        )
+        store = HistoryStore(tmp_path / "h.db")
+        courier = Courier(store, settings.router, build_notifiers(settings.router))
+        sink = MemorySink("memory")
+        mon = Monitor(
+            settings,
+            ListSource(stream, name="logs"),
+            store,
+            MemoryDeadLetters(),
+            [sink],
+            courier=courier,
+        )
+        mon.run()
+        deadline = time.monotonic() + 10
+        while store.pending_notifications() and time.monotonic() < deadline:
+            time.sleep(0.05)
+            courier.tick()
+        courier.close()
+
+        assert not store.pending_notifications(), "every notification delivered in the end"
+        statuses = [r.status for r in rx.requests]
+        assert statuses[:4] == [503, 503, None, 429], "the receiver really failed first"
+        delivered = ids(rx.requests)
+        assert delivered, "HALTs reached the webhook"
+        assert len(delivered) == len(set(delivered)), "nothing delivered twice"
+        outbox = {n["notification_id"]: n for n in store.notifications("oncall")}
+        assert set(delivered) == set(outbox), "each outbox row for the webhook arrived once"
+        assert all(n["state"] == "delivered" for n in outbox.values())
+        # order per group: the webhook saw each group's notifications in outbox order
+        for group in {n["group_key"] for n in outbox.values()}:
+            expected = [i for i, n in outbox.items() if n["group_key"] == group]
+            assert [i for i in delivered if i in expected] == expected
+        # signed, with the documented body
+        ok = next(r for r in rx.requests if r.status == 200)
+        assert verify(
+            SECRET,
+            ok.body,
+            ok.headers["x-driftgate-signature"],
+            ok.headers["x-driftgate-timestamp"],
+        )
+        halts = {s.segment for s in sink.signals if s.level is Level.HALT}
+        sent = {
+            a["labels"]["segment"]
+            for r in rx.requests
+            if r.status == 200
+            for a in r.json()["alerts"]
+        }
+        assert sent & halts
+    # the file receiver got every group too, WARN included
+    lines = [orjson.loads(x) for x in (tmp_path / "notes.jsonl").read_bytes().splitlines()]
+    assert {line["id"] for line in lines} == {
+        n["notification_id"] for n in store.notifications("file")
+    }
+
+
+def _run(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--no-progress", "--json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+@pytest.mark.parametrize("crash_at", ["after-checkpoint", "after-deliver"])
+def test_crash_between_stored_and_delivered_loses_nothing_sends_nothing_twice(
+    tmp_path: Path, crash_at: str
+) -> None:
+    data = tmp_path / "logs.jsonl"
+    recs = grid_stream(1200, shift_segment=SHIFTED, shift_at=700, shift=2.0)
+    data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
+    with LocalReceiver(Reply(200)) as rx:
+        cfg = {
+            "source": {"kind": "file", "path": str(data), "batch_size": 300},
+            "detection": {"warmup": 400},
+            "history": {"path": str(tmp_path / "h.db")},
+            "router": router_cfg(rx.url + "/hook", tmp_path / "notes.jsonl"),
+        }
+        (tmp_path / "driftgate.yaml").write_text(orjson.dumps(cfg).decode())
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        crashed = _run(
+            {
+                **env,
+                "DRIFTGATE_FAULTS__CRASH_AT": crash_at,
+                "DRIFTGATE_FAULTS__CRASH_ON_SIGNAL": "true",
+            },
+            tmp_path,
+        )
+        assert crashed.returncode == 137, crashed.stderr
+        store = HistoryStore(tmp_path / "h.db")
+        rows = store.notifications("oncall")
+        before = ids(rx.requests)
+        if crash_at == "after-checkpoint":
+            assert store.active_signals(), "the crashed batch stored its signals"
+            assert before == [], "nothing of that batch was delivered before the crash"
+        else:
+            assert before, "the crashed batch's HALT was delivered before the crash"
+            assert all(r["state"] == "delivered" for r in rows if r["notification_id"] in before)
+        store.close()
+
+        again = _run(env, tmp_path)
+        assert again.returncode == 0, again.stderr
+        store = HistoryStore(tmp_path / "h.db")
+        rows = store.notifications("oncall")
+        store.close()
+    delivered = ids(rx.requests)
+    counts = Counter(delivered)
+    assert rows, "HALT notifications were planned for the webhook"
+    assert all(r["state"] == "delivered" for r in rows), "none left pending after the restart"
+    assert set(counts) == {r["notification_id"] for r in rows}, "none lost"
+    assert max(counts.values()) == 1, f"none twice: {counts.most_common(3)}"
