@@ -263,6 +263,11 @@ class RouterSettings(_Section):
     tick_s: float = Field(
         1.0, gt=0, description="While no records arrive, retry pending deliveries this often."
     )
+    resolve_quiet_s: float = Field(
+        900.0,
+        gt=0,
+        description="auto_resolve routes: lift a signal once its scope had no drift this long.",
+    )
 
     @model_validator(mode="after")
     def _receivers_exist(self) -> RouterSettings:

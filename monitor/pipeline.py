@@ -42,6 +42,8 @@ from monitor.events import DriftEvent, Position, Signal
 from monitor.labels import LabelJoiner
 from monitor.observe import Observation, Observer
 from monitor.router.courier import Courier
+from monitor.router.resolve import any_auto_resolve, resolvable
+from monitor.router.route import Route
 from monitor.schema import BadRecord, parse_label, parse_record
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
@@ -203,6 +205,9 @@ class Monitor:
                 else LabelJoiner(int(lab.window_s * 1000), lab.max_pending)
             )
         self.engine = DecisionEngine.from_signals(settings.decisions, store.active_signals())
+        tree = Route.from_settings(settings.router.route)
+        self._resolve_tree = tree if any_auto_resolve(tree) else None
+        self._record_ms = 0  # latest record time seen: the clock of auto-resolve
         self._batches = 0
 
     def run(
@@ -301,6 +306,8 @@ class Monitor:
                 counts[(seg.key, seg.scope)] += 1
                 touched.add(seg.key)
             feed.add(segments, obs, (pos, rec.ts_ms))
+            if rec.ts_ms > self._record_ms:
+                self._record_ms = rec.ts_ms
         self._detect(feed, batch)
         batch.counts = dict(counts)
         batch.states = {key: self.banks[key].state() for key in touched}
@@ -313,6 +320,7 @@ class Monitor:
         self.metrics.checkpoints.record(time.monotonic() - t0)
         self._batches += 1
         self._maybe_crash("after-checkpoint", batch)
+        self._auto_resolve()
         self._deliver(summary)
         self._notify()
         self._maybe_crash("after-deliver", batch)
@@ -329,6 +337,17 @@ class Monitor:
         self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
         for s in batch.signals:
             log.log(logging.WARNING, "%s %s: %s", s.level.value, s.segment, s.reason)
+
+    def _auto_resolve(self) -> None:
+        """Resolve the signals whose routes allow it once their scope is quiet."""
+        if self._resolve_tree is None:
+            return
+        quiet_ms = int(self.settings.router.resolve_quiet_s * 1000)
+        rows = self.store.signal_states()
+        last = self.store.last_event_ms()
+        for row, reason in resolvable(rows, self._resolve_tree, last, self._record_ms, quiet_ms):
+            self.store.transition(row["signal"].id, "RESOLVED", "driftgate", reason)
+            log.info("%s %s: %s", row["signal"].level.value, row["signal"].segment, reason)
 
     def _notify(self) -> None:
         """Router pass + delivery from the notifications outbox (``monitor.router.courier``)."""

@@ -1,9 +1,15 @@
 """The embedded demo: a realistic multi-region, multi-cohort inference-log stream.
 
-A support assistant serves three regions and three cohorts with uneven traffic. Part-way
-through, one (region, cohort) segment changes: enterprise users in ``eu-west`` start pasting
-whole documents, so prompts get much longer and the model's confidence drops. Everything
-else stays stationary. Records are generated with a seeded numpy generator, serialized to
+A support assistant serves three regions and three cohorts with uneven traffic. Two things
+happen part-way through:
+
+* from 60 % of the stream, one (region, cohort) segment changes: enterprise users in
+  ``eu-west`` start pasting whole documents, so prompts get much longer and the model's
+  confidence drops (a segment-level HALT);
+* from 80 %, a whole region degrades: ``ap-south`` (the newest region of the rollout) gets
+  1.8× slower for every cohort (a region-level HALT, which inhibits its cohorts' alerts).
+
+Everything else stays stationary. Records are generated with a seeded numpy generator, serialized to
 JSON and fed through the same parse path as Kafka or file input.
 
 >>> src = DemoSource(DemoScenario(records=5, seed=1))
@@ -43,12 +49,20 @@ class DemoScenario:
     drift_region: str = "eu-west"
     drift_cohort: str = "enterprise"
     drift_at: float = 0.6  # fraction of the stream after which the drift starts
+    outage_region: str | None = "ap-south"  # a region-wide latency regression (None: off)
+    outage_at: float = 0.8
+    outage_factor: float = 1.8
     rate_per_s: float = 25.0
 
     @property
     def drift_index(self) -> int:
         """0-based index of the first drifted record in the whole stream."""
         return int(self.records * self.drift_at)
+
+    @property
+    def outage_index(self) -> int | None:
+        """0-based index of the first record of the regional slowdown (None: no slowdown)."""
+        return None if self.outage_region is None else int(self.records * self.outage_at)
 
 
 class DemoSource:
@@ -110,6 +124,11 @@ class DemoSource:
         returning = rng.random(n) < 0.4 + 0.15 * cohort
         conf = rng.beta(np.where(drifted, 4.0, 9.0), 2.0, n)
         latency = rng.lognormal(np.log(90 + 0.15 * tokens), 0.25, n)
+        if sc.outage_region is not None:
+            slow = (idx >= int(sc.records * sc.outage_at)) & (
+                region == REGIONS.index(sc.outage_region)
+            )
+            latency = latency * np.where(slow, sc.outage_factor, 1.0)
         refused = rng.random(n) < 0.02
         flagged = rng.random(n) < 0.01
         errored = rng.random(n) < 0.003

@@ -438,6 +438,13 @@ class HistoryStore:
                 .values(**values)
             )
 
+    def last_event_ms(self) -> dict[str, int]:
+        """Record time of the latest drift event of every segment that had one."""
+        e = t.drift_events
+        q = select(e.c.segment, func.max(e.c.ts_ms)).group_by(e.c.segment)
+        with self._tx() as conn:
+            return {seg: int(ts) for seg, ts in conn.execute(q)}
+
     def pending_notifications(self) -> list[dict[str, Any]]:
         """Every pending outbox row (due or not, with its payload), oldest first.
 
