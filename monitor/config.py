@@ -184,11 +184,12 @@ class ReceiverSettings(_Section):
     """One place notifications go (see docs/sinks.md for each kind's keys)."""
 
     name: str = Field(min_length=1)
-    kind: Literal["webhook", "alertmanager", "pagerduty", "slack", "stdout", "jsonl"]
+    kind: Literal["webhook", "alertmanager", "pagerduty", "slack", "stdout", "jsonl", "kafka"]
     url: str | None = None
     secret: SecretStr | None = Field(None, description="webhook: HMAC-SHA256 signing key.")
     routing_key: SecretStr | None = Field(None, description="pagerduty: integration key.")
     path: str | None = Field(None, description="jsonl: file to append to.")
+    topic: str | None = Field(None, description="kafka: topic (connection from `source`).")
     timeout_s: float = Field(5.0, gt=0)
     fallback: str | None = Field(None, description="Receiver used when this one gives up.")
     resolve_window_s: float | None = Field(
@@ -206,6 +207,7 @@ class ReceiverSettings(_Section):
             "slack": "url",
             "pagerduty": "routing_key",
             "jsonl": "path",
+            "kafka": "topic",
         }.get(self.kind)
         if needed is not None and getattr(self, needed) is None:
             raise ValueError(f"receiver {self.name!r} (kind {self.kind}) needs {needed!r}")

@@ -79,7 +79,7 @@ def build_monitor(
         sinks.append(KafkaControlSink(producer, sig_cfg.control_topic))
     courier: Courier | None = None
     if settings.router.receivers:
-        courier = Courier(store, settings.router, build_notifiers(settings.router))
+        courier = Courier(store, settings.router, build_notifiers(settings.router, settings.source))
         stack.callback(courier.close)
     return Monitor(settings, source, store, dead, sinks, courier=courier)
 

@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
-from monitor.config import ReceiverSettings, RouterSettings
+from monitor.config import ReceiverSettings, RouterSettings, SourceSettings
+from monitor.kafka_client import make_producer
 from monitor.sinks.alertmanager import AlertmanagerNotifier
 from monitor.sinks.jsonl import JsonlNotifier
+from monitor.sinks.kafka_notifier import KafkaNotifier
 from monitor.sinks.notifier import Notifier
 from monitor.sinks.pagerduty import EVENTS_URL, PagerDutyNotifier
 from monitor.sinks.slack import SlackNotifier
@@ -23,8 +25,16 @@ from monitor.sinks.webhook import WebhookNotifier
 __all__ = ["build_notifier", "build_notifiers"]
 
 
-def build_notifier(r: ReceiverSettings) -> Notifier:
-    """One notifier; the settings were validated (a url/path/key is there when needed)."""
+def build_notifier(r: ReceiverSettings, source: SourceSettings | None = None) -> Notifier:
+    """One notifier; the settings were validated (a url/path/key is there when needed).
+
+    ``source`` holds the Kafka connection a ``kafka`` receiver uses."""
+    if r.kind == "kafka":
+        assert r.topic is not None
+        conn = source if source is not None else SourceSettings()  # type: ignore[call-arg]
+        return KafkaNotifier(
+            r.name, r.topic, lambda: make_producer(conn), timeout_s=max(r.timeout_s, 10.0)
+        )
     if r.kind == "stdout":
         return StdoutNotifier(r.name)
     if r.kind == "jsonl":
@@ -57,6 +67,8 @@ def build_notifier(r: ReceiverSettings) -> Notifier:
     return SlackNotifier(r.name, r.url, timeout_s=r.timeout_s, min_interval_s=r.min_interval_s)
 
 
-def build_notifiers(settings: RouterSettings) -> dict[str, Notifier]:
+def build_notifiers(
+    settings: RouterSettings, source: SourceSettings | None = None
+) -> dict[str, Notifier]:
     """Every configured receiver's notifier, by name."""
-    return {r.name: build_notifier(r) for r in settings.receivers}
+    return {r.name: build_notifier(r, source) for r in settings.receivers}

@@ -302,3 +302,61 @@ def test_killed_between_stored_and_delivered_signals_are_delivered_once_after_re
         assert dupes == 0, "crash before delivery: nothing sent twice"
     else:
         assert dupes <= 1, "crash between delivery and marking: at most the one batch again"
+
+
+def test_lifecycle_reaches_kafka_controllers_firing_then_resolved_after_a_person_resumes(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """A `kind: kafka` receiver carries the lifecycle: the HALT fires; after a person
+    acknowledges and resumes it (CLI), the next monitor run tells the topic it is resolved."""
+    topic = make_topics(kafka_broker, kafka_topic)
+    kafka_broker.create_topic(f"{topic}.lifecycle", partitions=1)
+    produce(kafka_broker, topic, keyed(grid_stream(1000, shift_segment=SHIFTED, shift_at=600)))
+    receivers = [{"name": "controllers", "kind": "kafka", "topic": f"{topic}.lifecycle"}]
+    env = monitor_env(
+        kafka_broker,
+        tmp_path,
+        topic,
+        DRIFTGATE_ROUTER__RECEIVERS=json.dumps(receivers),
+        DRIFTGATE_ROUTER__ROUTE=json.dumps({"receiver": "controllers", "group_by": ["segment"]}),
+    )
+    r = run_monitor(env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = [orjson.loads(m.value) for m in read_all(kafka_broker, f"{topic}.lifecycle")]
+    leaf = "region=eu-west"  # the leaf region=eu-west,cohort=pro is inhibited by it
+    fired = [n for n in first if n["group_labels"].get("segment") == leaf]
+    assert [n["status"] for n in fired] == ["firing"]
+    assert fired[0]["schema_version"] == 1
+    assert fired[0]["alerts"][0]["labels"]["severity"] == "critical"
+
+    db = str(tmp_path / "history.db")
+    signal_id = fired[0]["alerts"][0]["id"]
+    for verb in ("ack", "resume"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "monitor",
+                verb,
+                signal_id,
+                "--by",
+                "sre-ana",
+                "--comment",
+                "rolled back the prompt template",
+                "--db",
+                db,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    again = run_monitor(env, tmp_path)  # no new records: a router pass at start, then idle exit
+    assert again.returncode == 0, again.stderr
+    msgs = read_all(kafka_broker, f"{topic}.lifecycle")
+    later = [orjson.loads(m.value) for m in msgs][len(first) :]
+    statuses = [n["status"] for n in later if n["group_labels"].get("segment") == leaf]
+    assert "resolved" in statuses
+    ids = [dict(m.headers)["driftgate-notification-id"] for m in msgs]
+    assert len(ids) == len(set(ids)), "no notification produced twice"
+    assert all(m.key.decode().startswith("controllers:") for m in msgs)
