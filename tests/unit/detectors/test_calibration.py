@@ -168,3 +168,14 @@ def test_bad_calibration_requests_are_rejected() -> None:
         calibrate_bootstrap([1.0] * 20, 1000)
     with pytest.raises(ValueError, match="h > 0"):
         arl(0.0)
+
+
+@pytest.mark.parametrize(("k", "h"), [(0.5, 3.0), (0.5, 8.05), (0.25, 12.0), (0.5, 20.9)])
+def test_toeplitz_chain_solve_matches_the_dense_solve(k: float, h: float) -> None:
+    """The O(n^2) Levinson + Sherman-Morrison path gives the dense solve's ARL."""
+    from detectors.calibration import _arl_chain, _phi
+
+    n = max(24, math.ceil(h / 0.05))
+    fast = float(_arl_chain(_phi, k, h, n))  # 1-D cdf: the Toeplitz path
+    dense = float(_arl_chain(lambda t: _phi(t)[None, :], k, h, n)[0])  # batched: dense solve
+    assert fast == pytest.approx(dense, rel=1e-5)
