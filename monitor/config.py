@@ -147,6 +147,11 @@ class DecisionSettings(_Section):
     halt_after: int = Field(
         3, ge=1, description="WARN escalates to HALT after this many WARN-level events."
     )
+    halt_within_s: float | None = Field(
+        3600.0,
+        gt=0,
+        description="... counted within this much record time (None: no time limit).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> DecisionSettings:

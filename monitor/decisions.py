@@ -5,8 +5,12 @@ Rules, per scope (a leaf segment, a roll-up, or global):
 * an event whose shift is smaller than ``warn_effect`` pre-change sigmas is kept in the
   history as evidence but raises no signal;
 * a shift of at least ``halt_effect`` sigmas raises HALT at once;
-* a smaller shift raises WARN; the ``halt_after``-th WARN-level event in a scope that is
-  already at WARN escalates it to HALT (persistent drift, even if moderate);
+* a smaller shift raises WARN; the ``halt_after``-th WARN-level event within
+  ``halt_within_s`` of record time in a scope that is already at WARN escalates it to HALT
+  (persistent drift, even if moderate);
+* with a confirmation rule (``detection.budget.confirm_alarms`` alarms of one stream within
+  ``confirm_within`` observations, the rule the fleet budget assumes), a HALT-size event
+  that is not yet confirmed raises WARN instead;
 * a scope at HALT stays there: more events add evidence to the history, not new signals.
   A HALT is lifted only by a person.
 
@@ -28,8 +32,10 @@ True
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
+from detectors.budget import Persistence
 from monitor.config import DecisionSettings
 from monitor.events import DriftEvent, Level, Signal
 
@@ -43,6 +49,7 @@ class ActiveScope:
     level: Level
     signal_id: str
     evidence: list[str] = field(default_factory=list)
+    evidence_ms: list[int] = field(default_factory=list)  # record time of each event
 
 
 def describe(event: DriftEvent) -> str:
@@ -58,20 +65,36 @@ class DecisionEngine:
     """Turns drift events into signals; remembers the active signal of every scope."""
 
     def __init__(
-        self, settings: DecisionSettings, active: dict[str, ActiveScope] | None = None
+        self,
+        settings: DecisionSettings,
+        active: dict[str, ActiveScope] | None = None,
+        confirm: Persistence | None = None,
     ) -> None:
         self.settings = settings
         self.active: dict[str, ActiveScope] = dict(active or {})
+        self.confirm = confirm if confirm is not None and confirm.alarms > 1 else None
+        # recent alarm positions (detector observation counts) per stream, for ``confirm``
+        self._alarms: dict[tuple[str, str, str], deque[int]] = {}
 
     @classmethod
-    def from_signals(cls, settings: DecisionSettings, signals: list[Signal]) -> DecisionEngine:
-        """Rebuild the engine from the active signals kept in the history store."""
+    def from_signals(
+        cls,
+        settings: DecisionSettings,
+        signals: list[Signal],
+        confirm: Persistence | None = None,
+    ) -> DecisionEngine:
+        """Rebuild the engine from the active signals kept in the history store.
+
+        Evidence times are taken as the signal's time, and the confirmation rule's alarm
+        history starts empty: after a restart a stream needs its confirming alarms again."""
         active: dict[str, ActiveScope] = {}
         for s in sorted(signals, key=lambda s: (s.ts_ms, s.level.rank)):
             cur = active.get(s.segment)
             if cur is None or s.level.rank >= cur.level.rank:
-                active[s.segment] = ActiveScope(s.level, s.id, list(s.evidence))
-        return cls(settings, active)
+                active[s.segment] = ActiveScope(
+                    s.level, s.id, list(s.evidence), [s.ts_ms] * len(s.evidence)
+                )
+        return cls(settings, active, confirm)
 
     def sync(self, in_force: list[Signal]) -> None:
         """Align with the signals in force in the store (a person may have resumed a scope)."""
@@ -82,7 +105,19 @@ class DecisionEngine:
             del self.active[seg]
         for seg, s in ids.items():
             if seg not in self.active:
-                self.active[seg] = ActiveScope(s.level, s.id, list(s.evidence))
+                self.active[seg] = ActiveScope(
+                    s.level, s.id, list(s.evidence), [s.ts_ms] * len(s.evidence)
+                )
+
+    def _confirmed(self, event: DriftEvent) -> bool:
+        """Is this alarm confirmed by the rule (``confirm_alarms`` within ``confirm_within``)?"""
+        rule = self.confirm
+        if rule is None:
+            return True
+        key = (event.segment, event.signal, event.detector)
+        seen = self._alarms.setdefault(key, deque(maxlen=rule.alarms))
+        seen.append(event.observations)
+        return rule.halts(list(seen))[-1:] == [event.observations]
 
     def decide(self, event: DriftEvent) -> Signal | None:
         """The signal this event raises, or None (below WARN, or scope already at HALT)."""
@@ -93,11 +128,22 @@ class DecisionEngine:
         if cur is not None and cur.level is Level.HALT:
             return None
         if size >= self.settings.halt_effect:
-            return self._raise(Level.HALT, event, cur, describe(event))
+            if self._confirmed(event):
+                return self._raise(Level.HALT, event, cur, describe(event))
+            if cur is None:
+                reason = f"{describe(event)}; HALT once confirmed"
+                return self._raise(Level.WARN, event, None, reason)
         if cur is None:
             return self._raise(Level.WARN, event, None, describe(event))
         cur.evidence.append(event.id)
-        if len(cur.evidence) >= self.settings.halt_after:
+        cur.evidence_ms.append(event.ts_ms)
+        window = self.settings.halt_within_s
+        if window is not None:
+            horizon = event.ts_ms - int(window * 1000)
+            recent = sum(1 for t in cur.evidence_ms if t >= horizon)
+        else:
+            recent = len(cur.evidence)
+        if recent >= self.settings.halt_after:
             reason = f"{len(cur.evidence)} WARN-level drifts in a row; latest: {describe(event)}"
             return self._raise(Level.HALT, event, cur, reason)
         return None
@@ -106,8 +152,10 @@ class DecisionEngine:
         self, level: Level, event: DriftEvent, cur: ActiveScope | None, reason: str
     ) -> Signal:
         evidence = list(cur.evidence) if cur else []
+        evidence_ms = list(cur.evidence_ms) if cur else []
         if event.id not in evidence:
             evidence.append(event.id)
+            evidence_ms.append(event.ts_ms)
         sig = Signal(
             level=level,
             segment=event.segment,
@@ -119,5 +167,5 @@ class DecisionEngine:
             position=event.position,
             signal=event.signal,
         )
-        self.active[event.segment] = ActiveScope(level, sig.id, evidence)
+        self.active[event.segment] = ActiveScope(level, sig.id, evidence, evidence_ms)
         return sig

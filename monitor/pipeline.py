@@ -33,7 +33,7 @@ from typing import cast, overload
 import numpy as np
 import numpy.typing as npt
 
-from detectors import Change, DetectorBank, SignalKind
+from detectors import Change, DetectorBank, Persistence, SignalKind
 from monitor.config import Settings
 from monitor.decisions import DecisionEngine
 from monitor.detection import build_plan
@@ -204,7 +204,12 @@ class Monitor:
                 if labels_blob is not None
                 else LabelJoiner(int(lab.window_s * 1000), lab.max_pending)
             )
-        self.engine = DecisionEngine.from_signals(settings.decisions, store.active_signals())
+        b = det.budget
+        self.engine = DecisionEngine.from_signals(
+            settings.decisions,
+            store.active_signals(),
+            Persistence(b.confirm_alarms, b.confirm_within),
+        )
         tree = Route.from_settings(settings.router.route)
         self._resolve_tree = tree if any_auto_resolve(tree) else None
         self._record_ms = 0  # latest record time seen: the clock of auto-resolve

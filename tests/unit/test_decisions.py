@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from detectors.budget import Persistence
 from monitor.config import DecisionSettings
 from monitor.decisions import DecisionEngine
 from monitor.events import DriftEvent, Level, Position
@@ -64,3 +65,51 @@ def test_engine_rebuilt_from_stored_signals_keeps_halts() -> None:
     assert halt is not None
     again = DecisionEngine.from_signals(DecisionSettings(), [halt])
     assert again.decide(event(3.0, 2)) is None
+
+
+def timed(effect: float, n: int, ts_ms: int, observations: int = 1000) -> DriftEvent:
+    return DriftEvent(
+        "region=eu,cohort=a",
+        "segment",
+        {"region": "eu", "cohort": "a"},
+        "feature:x",
+        "cusum",
+        effect,
+        0.0,
+        effect,
+        1.0,
+        observations,
+        ts_ms,
+        Position("t", 0, n),
+    )
+
+
+def test_warn_escalates_only_within_halt_within_s() -> None:
+    eng = DecisionEngine(DecisionSettings(halt_after=3, halt_within_s=60))
+    hour = 3_600_000
+    assert eng.decide(timed(0.6, 1, 0)) is not None  # WARN
+    assert eng.decide(timed(0.6, 2, hour)) is None  # an hour later: the first one is stale
+    assert eng.decide(timed(0.6, 3, hour + 10_000)) is None  # 2 within the minute
+    third = eng.decide(timed(0.6, 4, hour + 20_000))
+    assert third is not None
+    assert third.level is Level.HALT
+
+
+def test_confirmation_rule_turns_an_unconfirmed_halt_into_a_warn() -> None:
+    """confirm_alarms=2 within 500 observations: the budget assumes it, the engine applies it."""
+    eng = DecisionEngine(DecisionSettings(halt_after=10), confirm=Persistence(2, 500))
+    first = eng.decide(timed(3.0, 1, 0, observations=1000))
+    assert first is not None
+    assert first.level is Level.WARN
+    assert "HALT once confirmed" in first.reason
+    assert eng.decide(timed(3.0, 2, 1, observations=2000)) is None  # too far apart: still WARN
+    second = eng.decide(timed(3.0, 3, 2, observations=2300))  # 300 after the previous one
+    assert second is not None
+    assert second.level is Level.HALT
+
+
+def test_without_a_rule_every_halt_size_alarm_halts() -> None:
+    eng = DecisionEngine(DecisionSettings(), confirm=Persistence(1, 0))
+    s = eng.decide(timed(3.0, 1, 0))
+    assert s is not None
+    assert s.level is Level.HALT
