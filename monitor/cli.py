@@ -7,7 +7,10 @@ file, unreachable broker, unknown topic) · 4 history store error · 5 sink erro
 
 from __future__ import annotations
 
+import errno
 import logging
+import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -19,19 +22,33 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from detectors import SignalKind, calibrate
 from monitor import __version__
 from monitor.config import Settings, load_settings
+from monitor.demo import LocalWebhook, demo_router
 from monitor.detection import fleet_budget
 from monitor.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, DriftgateError
 from monitor.events import DriftEvent, Signal
 from monitor.logs import setup_logging
 from monitor.observe import Observer
+from monitor.operations import (
+    EXIT_GATE_HALT,
+    EXIT_GATE_WARN,
+    acknowledge,
+    create_silence,
+    evaluate_gate,
+    expire_silence,
+    list_silences,
+    parse_duration,
+)
+from monitor.operations import resume as resume_signal
 from monitor.pipeline import RunSummary
 from monitor.profiles import Profile, ProfileBuilder, ProfileFilter
+from monitor.router.pipeline import Router
 from monitor.router.route import Route
 from monitor.schema import BadRecord, json_schema_text, parse_record
 from monitor.service import build_monitor, install_stop_handlers
@@ -255,10 +272,11 @@ def demo(
     enterprise users in eu-west send much longer prompts and get less confident answers.
     No Kafka needed.
     """
-    with _errors():
+    with _errors(), LocalWebhook() as hook:
         scenario = DemoScenario(records=records, seed=seed)
-        for suffix in ("", "-wal", "-shm"):
-            Path(db + suffix).unlink(missing_ok=True)
+        notes = "driftgate-demo-notifications.jsonl"
+        for path in (db, db + "-wal", db + "-shm", notes):
+            Path(path).unlink(missing_ok=True)
         settings = load_settings(
             overrides={
                 "source": {
@@ -268,6 +286,7 @@ def demo(
                 },
                 "history": {"path": db},
                 "signals": {"stdout": as_json},
+                "router": demo_router(hook.url, notes),
                 "logging": {"level": "ERROR"},
             },
             search_cwd=False,
@@ -277,16 +296,68 @@ def demo(
                 f"[bold]driftgate demo[/]: {records:,} inference logs, 3 regions × 3 cohorts; "
                 f"drift injected into {scenario.drift_region}/{scenario.drift_cohort} "
                 f"from record {scenario.drift_index + 1:,}"
+                + (
+                    f"; {scenario.outage_region} {scenario.outage_factor:g}× slower from "
+                    f"record {scenario.outage_index + 1:,}"
+                    if scenario.outage_index is not None
+                    else ""
+                )
             )
         summary = _run_monitor(settings, as_json=as_json, progress=progress, scenario=scenario)
+        fanout = _fanout(settings, hook)
         if as_json:
+            sys.stdout.write(orjson.dumps({"kind": "fanout", **fanout}).decode() + "\n")
             _print_summary(summary, db, True)
             return
         _signals_table(summary.signals, title="Scaling-halt signals")
+        _fanout_table(fanout, notes)
         _print_summary(summary, db, False)
         err.print(
             f"next: [bold]driftgate history --db {db}[/]  ·  [bold]driftgate status --db {db}[/]"
         )
+
+
+def _fanout(settings: Settings, hook: LocalWebhook) -> dict[str, Any]:
+    """Where the demo's notifications went, and which alerts the router muted and why."""
+    store = HistoryStore(settings.history.path)
+    try:
+        rows = store.notifications()
+        plan = Router(settings.router).plan(store.signal_states(), [], 0)
+    finally:
+        store.close()
+    receivers: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        p = r["payload"]
+        receivers.setdefault(r["receiver"], []).append(
+            {
+                "id": r["notification_id"],
+                "group": ",".join(f"{k}={v}" for k, v in p["group_labels"].items()),
+                "state": r["state"],
+                "alerts": [f"{a['level']} {a['labels']['segment']}" for a in p["alerts"]],
+            }
+        )
+    return {
+        "receivers": receivers,
+        "muted": plan.muted,
+        "webhook_received": [d["id"] for d in hook.received],
+    }
+
+
+def _fanout_table(fanout: dict[str, Any], notes: str) -> None:
+    table = Table(title="Fan-out: notifications per receiver (grouped; inhibited alerts muted)")
+    for col in ("receiver", "group", "alerts", "state"):
+        table.add_column(col, overflow="fold")
+    got = set(fanout["webhook_received"])
+    for receiver, items in fanout["receivers"].items():
+        for n in items:
+            state = n["state"]
+            if receiver == "oncall":
+                state += " (signature ok)" if n["id"] in got else " (not received)"
+            table.add_row(receiver, n["group"], "\n".join(n["alerts"]), state)
+    for segment, why in fanout["muted"].items():
+        table.add_row("—", "—", segment, f"muted: {why}")
+    out.print(table)
+    err.print(f"file receiver: {notes}  ·  on-call webhook: a local receiver started by the demo")
 
 
 def _open_store(config: Path | None, db: str | None) -> tuple[HistoryStore, str]:
@@ -630,6 +701,271 @@ def schema(
             out_file.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
+
+
+# -- API and operations: serve, ack, resume, silence, gate (monitor/operations.py) -----------
+
+ByOpt = Annotated[str, typer.Option("--by", help="Who you are (recorded), e.g. alice@example.com.")]
+CommentOpt = Annotated[str, typer.Option("--comment", "-m", help="Why (recorded).")]
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one line saying why not."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc} (check api.host / --host)"
+        ) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: the port is taken "
+                "(stop the other server or choose another with --port / api.port)"
+            ) from None
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror} (check --host / --port)"
+        ) from None
+    return sock
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (overrides api.host).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Listen port (overrides api.port).")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Serve the HTTP API: rollout gates (Argo, Flagger), /metrics, signals, silences.
+
+    Reads the history store a `driftgate run` writes. Mutating endpoints need api.token
+    (DRIFTGATE_API__TOKEN); without it they answer 403. SIGTERM or Ctrl-C stops it
+    cleanly (exit 0). See docs/api.md.
+    """
+    with _errors():
+        overrides: dict[str, Any] = {}
+        if db:
+            overrides["history"] = {"path": db}
+        api = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        if api:
+            overrides["api"] = api
+        settings = _settings(config, overrides)
+        setup_logging(settings.logging.level, settings.logging.format)
+        import uvicorn
+
+        from monitor.api import create_app
+
+        sock = _bind(settings.api.host, settings.api.port)
+        try:
+            application = create_app(settings)
+            server = uvicorn.Server(
+                uvicorn.Config(application, log_config=None, timeout_graceful_shutdown=5)
+            )
+            token = settings.api.token
+            mutations = "on" if token is not None and token.get_secret_value() else "off"
+            err.print(
+                f"driftgate API on http://{settings.api.host}:{settings.api.port} "
+                f"(history: {settings.history.path}; ack/resume/silences: {mutations})",
+                soft_wrap=True,
+            )
+            # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to
+            # the handler that was installed before it: make that one a no-op, so a stop
+            # request ends with exit 0 instead of a KeyboardInterrupt or death by signal.
+            before = {
+                sig: signal.signal(sig, lambda _n, _f: None)
+                for sig in (signal.SIGTERM, signal.SIGINT)
+            }
+            try:
+                server.run(sockets=[sock])
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
+        finally:
+            sock.close()
+        if not server.started:
+            raise DriftgateError("the API did not start (see the log above)")
+
+
+def _print_signal(view: dict[str, Any], verb: str, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(view).decode() + "\n")
+        return
+    color = "red" if view["level"] == "HALT" else "yellow"
+    who = view["acked_by"] if verb == "acknowledged" else view["ended_by"]
+    out.print(
+        f"{verb} [{color}]{view['level']}[/] {view['id']} ({escape(view['segment'])}) "
+        f"by {escape(str(who))}: state {view['state']}"
+    )
+
+
+@app.command()
+def ack(
+    signal_id: Annotated[str, typer.Argument(help="Signal id (see `driftgate status --json`).")],
+    by: ByOpt,
+    comment: CommentOpt,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Acknowledge a WARN or HALT: you own it; it stays in force (a HALT still halts)."""
+    with _errors():
+        store, _ = _open_store(config, db)
+        _print_signal(acknowledge(store, signal_id, by, comment), "acknowledged", as_json)
+
+
+@app.command()
+def resume(
+    signal_id: Annotated[str, typer.Argument(help="Id of an acknowledged WARN or HALT.")],
+    by: ByOpt,
+    comment: CommentOpt,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Lift an acknowledged WARN or HALT: rollouts of its scope may go on."""
+    with _errors():
+        store, _ = _open_store(config, db)
+        _print_signal(resume_signal(store, signal_id, by, comment), "resumed", as_json)
+
+
+silence_app = typer.Typer(
+    help="Silences: mute notifications of matching alerts for a while (gates are unaffected).",
+    no_args_is_help=True,
+)
+app.add_typer(silence_app, name="silence")
+
+
+def _silences_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("no silences")
+        return
+    table = Table(title="Silences", title_justify="left")
+    for col in ("id", "matchers", "state", "ends (UTC)", "author", "comment"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["id"],
+            escape(" ".join(r["matchers"])),
+            r["state"],
+            _ts(r["ends_ms"]),
+            escape(r["author"]),
+            escape(r["comment"]),
+        )
+    out.print(table)
+
+
+@silence_app.command("add")
+def silence_add(
+    matchers: Annotated[
+        list[str],
+        typer.Argument(help="Alert label matchers: key=value, key!=value, key=~regex, key!~regex."),
+    ],
+    by: ByOpt,
+    comment: CommentOpt,
+    duration: Annotated[str, typer.Option(help="How long, e.g. 30m, 2h, 1d.")] = "1h",
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mute notifications of alerts matching every matcher, from now for --duration."""
+    with _errors():
+        store, _ = _open_store(config, db)
+        view = create_silence(
+            store, matchers, author=by, comment=comment, duration_s=parse_duration(duration)
+        )
+        if as_json:
+            sys.stdout.write(orjson.dumps(view).decode() + "\n")
+            return
+        shown = escape(" ".join(view["matchers"]))
+        out.print(f"silence {view['id']} ({shown}) until {view['ends_at']}")
+
+
+@silence_app.command("list")
+def silence_list(
+    include_expired: Annotated[bool, typer.Option("--all", help="Also expired silences.")] = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pending and active silences, newest first."""
+    with _errors():
+        store, _ = _open_store(config, db)
+        rows = list_silences(store, include_expired=include_expired)
+        if as_json:
+            sys.stdout.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
+            return
+        _silences_table(rows)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="Silence id (see `driftgate silence list`).")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """End a silence now."""
+    with _errors():
+        store, _ = _open_store(config, db)
+        view = expire_silence(store, silence_id)
+        if as_json:
+            sys.stdout.write(orjson.dumps(view).decode() + "\n")
+            return
+        out.print(f"silence {view['id']} expired at {view['ends_at']}")
+
+
+@app.command()
+def gate(
+    region: Annotated[str | None, typer.Option(help="Scope: region.")] = None,
+    cohort: Annotated[str | None, typer.Option(help="Scope: cohort.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Scope: model (if a segment dimension).")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Other scope dimension as key=value (repeat).")
+    ] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The gate of a scope, as rollout controllers see it: ok, warn or halt.
+
+    Exit code: 0 ok, 10 warn, 11 halt (errors keep theirs: 2 usage, 4 history store).
+    """
+    with _errors():
+        query: dict[str, str | None] = {"region": region, "cohort": cohort, "model": model}
+        for item in label or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"bad --label {item!r}: use key=value")
+            query[key] = value
+        settings = _settings(config, {"history": {"path": db}} if db else {})
+        store, _ = _open_store(config, db)
+        decision = evaluate_gate(store, query, settings.segments.dimensions)
+        if as_json:
+            sys.stdout.write(orjson.dumps(decision.as_dict()).decode() + "\n")
+        else:
+            color = {"ok": "green", "warn": "yellow", "halt": "red"}[decision.state.value]
+            scope = ",".join(f"{k}={v}" for k, v in decision.scope.items()) or "*"
+            out.print(f"[bold {color}]{decision.state.value}[/] {escape(scope)}")
+            for s in decision.signals:
+                owner = f" (acknowledged by {s['acked_by']})" if s["acked_by"] else ""
+                line = f"  {s['level']} {s['segment']}: {s['reason']} [{s['id']}]{owner}"
+                out.print(line, markup=False)
+            if decision.ignored:
+                err.print(f"ignored (not segment dimensions): {', '.join(decision.ignored)}")
+        code = {"ok": 0, "warn": EXIT_GATE_WARN, "halt": EXIT_GATE_HALT}[decision.state.value]
+        if code:
+            raise typer.Exit(code)
 
 
 def main() -> None:

@@ -139,17 +139,34 @@ def test_schema_and_version(tmp_path: Path) -> None:
     assert v.stdout.startswith("driftgate ")
 
 
-def test_demo_halts_the_injected_segment_only(tmp_path: Path) -> None:
+def test_demo_halts_the_injected_segments_and_fans_out(tmp_path: Path) -> None:
     r = driftgate("demo", "--json", "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     rows = [orjson.loads(x) for x in r.stdout.splitlines()]
     summary = rows[-1]
     assert summary["kind"] == "summary"
     assert summary["records"] == 80_000
-    halts = {row["segment"] for row in rows[:-1] if row["kind"] == "HALT"}
+    halts = {row["segment"] for row in rows if row["kind"] == "HALT"}
     assert "region=eu-west,cohort=enterprise" in halts
-    assert halts <= {"region=eu-west,cohort=enterprise", "region=eu-west", "cohort=enterprise", "*"}
+    assert "region=ap-south" in halts  # the regional slowdown
+    eu = {"region=eu-west,cohort=enterprise", "region=eu-west", "cohort=enterprise"}
+    assert all(h in eu or h.startswith("region=ap-south") or h == "*" for h in halts)
     assert (tmp_path / "driftgate-demo.db").is_file()
+    # fan-out: HALTs grouped by region to the signed webhook, everything to the file;
+    # the region HALT inhibits its cohorts' alerts
+    fanout = next(row for row in rows if row["kind"] == "fanout")
+    oncall = fanout["receivers"]["oncall"]
+    assert {n["group"] for n in oncall} == {"region=eu-west", "region=ap-south"}
+    assert all(n["state"] == "delivered" for n in oncall)
+    assert sorted(fanout["webhook_received"]) == sorted(n["id"] for n in oncall)
+    muted = fanout["muted"]
+    assert muted, "the regional HALT inhibits the cohort alerts of ap-south"
+    assert all(k.startswith("region=ap-south,") for k in muted)
+    assert set(muted.values()) == {"inhibited by region=ap-south"}
+    paged = {a for n in oncall for a in n["alerts"]}
+    assert not any(a.split()[1] in muted for a in paged), "muted alerts are not paged"
+    lines = (tmp_path / "driftgate-demo-notifications.jsonl").read_bytes().splitlines()
+    assert {orjson.loads(x)["id"] for x in lines} == {n["id"] for n in fanout["receivers"]["file"]}
 
 
 def test_sigterm_finishes_the_batch_commits_and_exits_0(tmp_path: Path) -> None:
