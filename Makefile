@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA_LIBS ?= build/kafka/libs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit lint format typecheck kafka-jars system-deps clean
+.PHONY: help install run test unit lint format typecheck kafka-jars system-deps clean bench-detect
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,12 +30,12 @@ system-deps: ## Install Debian packages the integration tests use (prometheus-al
 	bash deploy/scripts/install-alertmanager.sh
 
 lint: install ## ruff lint + format check
-	$(VENV)/bin/ruff check monitor detectors tests
-	$(VENV)/bin/ruff format --check monitor detectors tests
+	$(VENV)/bin/ruff check monitor detectors tests bench
+	$(VENV)/bin/ruff format --check monitor detectors tests bench
 
 format: install ## Apply ruff formatting and safe fixes
-	$(VENV)/bin/ruff check --fix monitor detectors tests
-	$(VENV)/bin/ruff format monitor detectors tests
+	$(VENV)/bin/ruff check --fix monitor detectors tests bench
+	$(VENV)/bin/ruff format monitor detectors tests bench
 
 typecheck: install ## mypy --strict on monitor/ and detectors/
 	$(VENV)/bin/mypy
@@ -45,6 +45,9 @@ unit: install ## Fast tests only (no Kafka, no Alertmanager)
 
 test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests and real-Kafka tests
 	$(PY) -m pytest
+
+bench-detect: install ## Detection benchmark → docs/benchmarks/detection.md
+	$(PY) -m bench.detection --out docs/benchmarks
 
 clean: ## Remove the venv, caches and build output
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache *.egg-info

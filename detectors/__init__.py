@@ -20,10 +20,16 @@ from detectors.bank import BasicPlan, DetectorBank, Plan, SignalKind, Watcher
 from detectors.base import Change, Detector, DetectorSpec, make_detector, registered
 from detectors.budget import FleetBudget, Persistence
 from detectors.calibration import Calibration, calibrate, calibrate_bootstrap
+from detectors.categorical import CategoricalDetector, calibrate_categorical
 from detectors.cusum import CUSUMDetector, cusum_first_alarms
+from detectors.ddm import DDMDetector
+from detectors.eddm import EDDMDetector
+from detectors.fhddm import FHDDMDetector
+from detectors.hddm_a import HDDMADetector
+from detectors.hddm_w import HDDMWDetector
 from detectors.kswin import KSWINDetector
 from detectors.page_hinkley import PageHinkleyDetector
-from detectors.plans import Anchored, CalibratedPlan, stream_seed
+from detectors.plans import Anchored, CalibratedPlan, CategoricalWatchers, stream_seed
 from detectors.reference import Reference
 
 __all__ = [
@@ -33,11 +39,18 @@ __all__ = [
     "CUSUMDetector",
     "CalibratedPlan",
     "Calibration",
+    "CategoricalDetector",
+    "CategoricalWatchers",
     "Change",
+    "DDMDetector",
     "Detector",
     "DetectorBank",
     "DetectorSpec",
+    "EDDMDetector",
+    "FHDDMDetector",
     "FleetBudget",
+    "HDDMADetector",
+    "HDDMWDetector",
     "KSWINDetector",
     "PageHinkleyDetector",
     "Persistence",
@@ -47,6 +60,7 @@ __all__ = [
     "Watcher",
     "calibrate",
     "calibrate_bootstrap",
+    "calibrate_categorical",
     "cusum_first_alarms",
     "make_detector",
     "registered",

@@ -27,6 +27,7 @@ class SignalKind(StrEnum):
     NUMERIC = "numeric"
     RATE = "rate"  # 0/1 observations: refusals, errors, safety flags, boolean features
     CATEGORY = "category"  # text values: string features, the predicted class
+    VECTOR = "vector"  # a record's numeric features together (multivariate detector)
 
 
 class Watcher(Protocol):
@@ -44,19 +45,32 @@ class Plan(Protocol):
 
 
 class BasicPlan:
-    """One detector from ``spec`` per numeric or rate signal; categories are not watched.
+    """One detector from ``spec`` per numeric or rate signal; categories are not watched,
+    and a family that takes 0/1 observations only (``binary_only``) watches rates only.
 
     >>> BasicPlan(DetectorSpec("adwin")).watchers("latency_ms", SignalKind.NUMERIC)
     [ADWINDetector(warmup=100, confirm=30, delta=0.002, clock=32)]
+    >>> ddm = BasicPlan(DetectorSpec("ddm"))
+    >>> ddm.watchers("latency_ms", SignalKind.NUMERIC), len(ddm.watchers("e", SignalKind.RATE))
+    ([], 1)
+    >>> both = BasicPlan(DetectorSpec("adwin"), rate_spec=DetectorSpec("hddm_a"))
+    >>> [type(both.watchers(s, k)[0]).__name__ for s, k in
+    ...  [("latency_ms", SignalKind.NUMERIC), ("error_rate", SignalKind.RATE)]]
+    ['ADWINDetector', 'HDDMADetector']
     """
 
-    def __init__(self, spec: DetectorSpec) -> None:
+    def __init__(self, spec: DetectorSpec, rate_spec: DetectorSpec | None = None) -> None:
         self.spec = spec
+        self.rate_spec = rate_spec
 
     def watchers(self, signal: str, kind: SignalKind, stream: str = "") -> list[Watcher]:
-        if kind is SignalKind.CATEGORY:
+        if kind in (SignalKind.CATEGORY, SignalKind.VECTOR):
             return []
-        return [self.spec.build(binary=kind is SignalKind.RATE)]
+        spec = self.rate_spec if kind is SignalKind.RATE and self.rate_spec else self.spec
+        det = spec.build(binary=kind is SignalKind.RATE)
+        if det.binary_only and kind is not SignalKind.RATE:
+            return []
+        return [det]
 
 
 class DetectorBank:
@@ -84,7 +98,7 @@ class DetectorBank:
     def update(
         self,
         signal: str,
-        x: float | str,
+        x: Any,
         kind: SignalKind = SignalKind.NUMERIC,
         tag: object = None,
     ) -> list[Change]:
@@ -102,7 +116,7 @@ class DetectorBank:
     def update_many(
         self,
         signal: str,
-        xs: list[float | str],
+        xs: Sequence[Any],
         kind: SignalKind = SignalKind.NUMERIC,
         tags: Sequence[object] | None = None,
     ) -> list[Change]:
@@ -117,7 +131,7 @@ class DetectorBank:
         out: list[Change] = []
         for w in ws:
             many = getattr(w, "update_many", None)
-            if many is not None and kind is not SignalKind.CATEGORY:
+            if many is not None and kind in (SignalKind.NUMERIC, SignalKind.RATE):
                 out.extend(many(np.asarray(xs, dtype=np.float64), tag_list))
                 continue
             for x, t in zip(xs, tag_list, strict=True):

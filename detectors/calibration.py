@@ -170,20 +170,29 @@ def cusum_first_alarms(z: FloatArray, k: float, h: float) -> IntArray:
 # -- ARL by Markov chain ---------------------------------------------------------------------
 
 
-def _arl_chain(cdf: Callable[[FloatArray], FloatArray], k: float, h: float, n: int) -> FloatArray:
+def _arl_chain(
+    cdf: Callable[[FloatArray], FloatArray], k: float, h: float, n: int, *, dense: bool = False
+) -> FloatArray:
     """Zero-state ARL of ``S = max(0, S + y - k)``, ``y ~ cdf``, absorbing at ``S >= h``.
 
     Brook & Evans: state ``i`` stands for ``S`` in ``[(i - 1/2) w, (i + 1/2) w)`` with
     ``w = 2h / (2n - 1)``, state 0 also holding the atom at 0. ``cdf`` maps a 1-D array of
-    points to ``(..., points)``: a batch of distributions is solved at once.
+    points to ``(..., points)``: a batch of distributions is solved at once. The solve is
+    :func:`_arl_toeplitz` per distribution, or the dense ``np.linalg.solve`` with ``dense``
+    (small batches, tests).
     """
     w = 2.0 * h / (2 * n - 1)
     d = np.arange(-(n - 1), n, dtype=np.float64)  # j - i
     hi = cdf((d + 0.5) * w + k)
     lo = cdf((d - 0.5) * w + k)
     i = np.arange(n)
-    if hi.ndim == 1:
+    if hi.ndim == 1 and not dense:
         return _arl_toeplitz(hi, lo, n)
+    if n >= 64 and not dense:  # a batch: one O(n^2) solve each beats one O(n^3) batch solve
+        flat_hi = hi.reshape(-1, hi.shape[-1])
+        flat_lo = lo.reshape(-1, lo.shape[-1])
+        out = np.array([_arl_toeplitz(a, b, n) for a, b in zip(flat_hi, flat_lo, strict=True)])
+        return out.reshape(hi.shape[:-1])
     p = (hi - lo)[..., (i[None, :] - i[:, None]) + (n - 1)]
     p[..., :, 0] = hi[..., (n - 1) - i]
     a = np.eye(n) - p

@@ -9,6 +9,12 @@ For every numeric or rate signal of every segment:
   with the profile's mean and spread as ``before`` / ``scale`` and the detector name
   ``cusum@<profile>``.
 
+Categories (string features, the predicted class) are watched by whatever the
+``categorical`` factory returns: :class:`CategoricalWatchers` gives a
+:class:`~detectors.categorical.CategoricalDetector` against the segment's own past and, when
+the profile holds the signal's category counts, one anchored to them
+(``categorical@<profile>``), calibrated to the same ``target_arl0``.
+
 Rates (0/1 signals) use a smaller ``rate_k``: on normal scores a rate change is a small
 shift, which a CUSUM tuned for smaller shifts catches sooner. Every detector is calibrated
 to the same ``target_arl0`` (from the fleet budget) and gets its own seed, a stable hash of
@@ -37,12 +43,14 @@ from typing import Any
 
 from detectors.bank import SignalKind, Watcher
 from detectors.base import Change
+from detectors.categorical import CategoricalDetector
 from detectors.cusum import CUSUMDetector
 from detectors.reference import Reference
 
-__all__ = ["Anchored", "CalibratedPlan", "stream_seed"]
+__all__ = ["Anchored", "CalibratedPlan", "CategoricalWatchers", "stream_seed"]
 
-CategoricalFactory = Callable[[str, str, int], "Watcher | None"]
+#: ``(signal, stream, seed) -> watchers`` of a categorical signal.
+CategoricalFactory = Callable[[str, str, int], "list[Watcher]"]
 
 
 def stream_seed(stream: str) -> int:
@@ -97,6 +105,7 @@ class CalibratedPlan:
         references: dict[str, Reference] | None = None,
         profile: str | None = None,
         categorical: CategoricalFactory | None = None,
+        multivariate: Callable[[str, int], Watcher] | None = None,
     ) -> None:
         self.target_arl0 = target_arl0
         self.k = k
@@ -106,15 +115,17 @@ class CalibratedPlan:
         self.references = references or {}
         self.profile = profile or "reference"
         self.categorical = categorical
+        self.multivariate = multivariate
         CUSUMDetector(target_arl0, k, warmup=warmup, confirm=confirm)  # validate now
 
     def watchers(self, signal: str, kind: SignalKind, stream: str = "") -> list[Watcher]:
         seed = stream_seed(stream or signal)
+        if kind is SignalKind.VECTOR:
+            return [self.multivariate(stream, seed)] if self.multivariate is not None else []
         if kind is SignalKind.CATEGORY:
             if self.categorical is None:
                 return []
-            w = self.categorical(signal, stream, seed)
-            return [w] if w is not None else []
+            return self.categorical(signal, stream, seed)
         binary = kind is SignalKind.RATE
         k = self.rate_k if binary else self.k
         out: list[Watcher] = [
@@ -138,4 +149,58 @@ class CalibratedPlan:
                 binary=binary,
             )
             out.append(Anchored(anchored, self.profile))
+        return out
+
+
+class CategoricalWatchers:
+    """The categorical factory of a :class:`CalibratedPlan`: own past (+ anchored).
+
+    ``references`` maps a signal to its baseline category counts (a stored profile's
+    ``counts``, with :data:`~detectors.categorical.OTHER` for the rest). Every detector of a
+    signal uses the calibration seed 0, not the stream's seed: the calibration is keyed by
+    the (rounded) expected mix, so segments with similar mixes share one (cached).
+
+    >>> make = CategoricalWatchers(1e6, references={"prediction": {"yes": 7000, "no": 3000}},
+    ...                            profile="canary")
+    >>> [w.name for w in make("prediction", "region=eu|prediction", 1)]
+    ['categorical', 'categorical@canary']
+    >>> [w.name for w in make("feature:lang", "region=eu|feature:lang", 2)]
+    ['categorical']
+    """
+
+    def __init__(
+        self,
+        target_arl0: float,
+        *,
+        top_k: int = 8,
+        window: int = 100,
+        warmup: int = 5000,
+        references: dict[str, dict[str, float]] | None = None,
+        profile: str | None = None,
+    ) -> None:
+        self.target_arl0 = target_arl0
+        self.top_k = top_k
+        self.window = window
+        self.warmup = warmup
+        self.references = references or {}
+        self.profile = profile or "reference"
+        CategoricalDetector(target_arl0, top_k, window, warmup=warmup)  # validate now
+        for ref in self.references.values():  # and calibrate the anchored ones (cached)
+            CategoricalDetector(target_arl0, top_k, window, reference=ref)
+
+    def __call__(self, signal: str, stream: str, seed: int) -> list[Watcher]:
+        out: list[Watcher] = [
+            CategoricalDetector(self.target_arl0, self.top_k, self.window, warmup=self.warmup)
+        ]
+        ref = self.references.get(signal)
+        if ref:
+            out.append(
+                CategoricalDetector(
+                    self.target_arl0,
+                    self.top_k,
+                    self.window,
+                    reference=ref,
+                    profile=self.profile,
+                )
+            )
         return out

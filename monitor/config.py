@@ -40,11 +40,13 @@ __all__ = [
     "DEFAULT_CONFIG_FILES",
     "ApiSettings",
     "BudgetSettings",
+    "CategoricalSettings",
     "DecisionSettings",
     "DetectionSettings",
     "HistorySettings",
     "LabelSettings",
     "LoggingSettings",
+    "MultivariateSettings",
     "ReceiverSettings",
     "RetrySettings",
     "RouteSettings",
@@ -104,6 +106,32 @@ class BudgetSettings(_Section):
     confirm_within: int = Field(0, ge=0, description="Observations window of that rule.")
 
 
+class CategoricalSettings(_Section):
+    """Calibrated mode: the detectors of string features and the predicted class mix."""
+
+    top_k: int = Field(8, ge=1, description="Categories tracked; the rest count as 'other'.")
+    window: int = Field(100, ge=10, description="Observations per tumbling test window.")
+    warmup: int = Field(5000, ge=100, description="Observations that learn the own-past mix.")
+
+
+class MultivariateSettings(_Section):
+    """Calibrated mode: joint drift of a record's numeric features, per segment.
+
+    A River logistic regression learns "reference vs now" on the features and their
+    pairwise products; its windowed AUC is tested by a calibrated CUSUM. About 10k
+    observations/s per detector, so it watches the scopes listed here, every
+    ``sample_every``-th record (its ARL0 counts its own observations)."""
+
+    enabled: bool = True
+    scopes: list[str] = Field(
+        default_factory=lambda: ["segment"],
+        description="Segment scopes watched: segment (leaf), a dimension name, or global.",
+    )
+    sample_every: int = Field(1, ge=1, description="Feed every n-th record of a segment.")
+    block: int = Field(50, ge=10, le=1000, description="Pairs per AUC block.")
+    warmup: int = Field(1000, ge=100, description="Vectors that form the reference.")
+
+
 class DetectionSettings(_Section):
     """Which detectors watch every segment x signal.
 
@@ -113,10 +141,22 @@ class DetectionSettings(_Section):
     """
 
     mode: Literal["calibrated", "basic"] = "calibrated"
-    detector: Literal["adwin", "page_hinkley", "kswin"] = Field(
-        "adwin", description="basic mode: the River detector."
+    detector: Literal["adwin", "page_hinkley", "kswin", "cusum"] = Field(
+        "adwin", description="basic mode: the detector of every numeric (and rate) signal."
     )
     params: dict[str, Any] = Field(default_factory=dict, description="basic mode: its params.")
+    rate_detector: Literal["ddm", "eddm", "hddm_a", "hddm_w", "fhddm"] | None = Field(
+        None, description="basic mode: a River rate detector for the 0/1 signals instead."
+    )
+    rate_params: dict[str, Any] = Field(
+        default_factory=dict, description="basic mode: the rate detector's params."
+    )
+    categorical: CategoricalSettings = Field(
+        default_factory=CategoricalSettings  # type: ignore[arg-type]
+    )
+    multivariate: MultivariateSettings = Field(
+        default_factory=MultivariateSettings  # type: ignore[arg-type]
+    )
     reference: str | None = Field(
         None, description="calibrated mode: name of a stored reference profile to anchor to."
     )

@@ -4,8 +4,8 @@
 >>> s = load_settings(overrides={"detection": {"budget": {"events_per_second": 50}}},
 ...                   search_cwd=False)
 >>> b = fleet_budget(s)
->>> b.streams_per_event, f"{b.target_arl0:.3g}"
-(64.0, '1.94e+09')
+>>> b.streams_per_event, f"{b.target_arl0:.3g}"  # 4 segments x 16 signals + 1 joint
+(65.0, '1.97e+09')
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from detectors import (
     BasicPlan,
     CalibratedPlan,
+    CategoricalWatchers,
     CUSUMDetector,
     DetectorSpec,
     FleetBudget,
@@ -27,8 +28,10 @@ from detectors import (
     Plan,
     Reference,
     SignalKind,
+    Watcher,
 )
 from detectors.calibration import Calibration, known_calibrations, preload_calibrations
+from detectors.multivariate import MultivariateDetector
 from monitor.config import Settings
 from monitor.errors import ConfigError
 from monitor.profiles import Profile
@@ -88,8 +91,13 @@ def fleet_budget(settings: Settings, anchored: bool = False) -> FleetBudget:
     det = settings.detection
     b = det.budget
     per_signal = 2 if anchored else 1
-    spe = float(segments_per_record(settings) * b.signals_per_record * per_signal)
-    streams = max(int(spe), settings.segments.max_segments * b.signals_per_record * per_signal)
+    # + one multivariate stream per watched scope (a record reaches one segment per scope)
+    mv = det.multivariate
+    joint = len(set(mv.scopes)) if mv.enabled and det.mode == "calibrated" else 0
+    spe = float(segments_per_record(settings) * b.signals_per_record * per_signal + joint)
+    streams = max(
+        int(spe), settings.segments.max_segments * (b.signals_per_record * per_signal + 1)
+    )
     return FleetBudget(
         false_halts_per_week=b.false_halts_per_week,
         events_per_second=b.events_per_second,
@@ -107,15 +115,39 @@ def _references(profile: Profile) -> dict[str, Reference]:
     return refs
 
 
+def _category_references(profile: Profile, window: int) -> dict[str, dict[str, float]]:
+    """Category counts of the profile's categorical signals, when there are enough of them
+    (a baseline of fewer than 20 windows cannot be calibrated to a high ARL0)."""
+    refs: dict[str, dict[str, float]] = {}
+    for name, sp in profile.signals.items():
+        total = sum(sp.counts.values())
+        if sp.kind is SignalKind.CATEGORY and total >= 20 * window:
+            refs[name] = {c: float(v) for c, v in sp.counts.items()}
+        elif sp.kind is SignalKind.CATEGORY:
+            log.info(
+                "profile %s: %s has %d values, too few to anchor to", profile.name, name, total
+            )
+    return refs
+
+
 def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str, Any]]:
     """The plan the settings ask for, and a description of it (budget, reference)."""
     det = settings.detection
     if det.mode == "basic":
-        spec = DetectorSpec(
-            det.detector, det.params, 200 if det.warmup is None else det.warmup, det.confirm
-        )
+        warmup = 200 if det.warmup is None else det.warmup
+        spec = DetectorSpec(det.detector, det.params, warmup, det.confirm)
         spec.build()  # validate the parameters now, not on the first record
-        return BasicPlan(spec), {"mode": "basic", "detector": det.detector, "params": det.params}
+        rate_spec = None
+        if det.rate_detector is not None:
+            rate_spec = DetectorSpec(det.rate_detector, det.rate_params, warmup, det.confirm)
+            rate_spec.build(binary=True)
+        return BasicPlan(spec, rate_spec), {
+            "mode": "basic",
+            "detector": det.detector,
+            "params": det.params,
+            "rate_detector": det.rate_detector,
+            "rate_params": det.rate_params,
+        }
     profile: Profile | None = None
     if det.reference is not None:
         data = store.load_profile(det.reference)
@@ -129,6 +161,24 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
     target = det.target_arl0 if det.target_arl0 is not None else budget.target_arl0
     target = float(f"{min(target, 1e12):.3g}")  # 3 significant digits: reusable calibrations
     _load_cache()
+    cat = det.categorical
+    cat_refs = _category_references(profile, cat.window) if profile else {}
+    categorical = CategoricalWatchers(
+        target,
+        top_k=cat.top_k,
+        window=cat.window,
+        warmup=cat.warmup,
+        references=cat_refs,
+        profile=profile.name if profile else None,
+    )
+    mv = det.multivariate
+    multivariate = None
+    if mv.enabled:
+        MultivariateDetector(target, mv.block, mv.warmup)  # validate + calibrate now (cached)
+
+        def multivariate(stream: str, seed: int) -> Watcher:
+            return MultivariateDetector(target, mv.block, mv.warmup, seed=seed)
+
     plan = CalibratedPlan(
         target,
         k=det.k,
@@ -137,6 +187,8 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
         confirm=det.confirm,
         references=_references(profile) if profile else None,
         profile=profile.name if profile else None,
+        categorical=categorical,
+        multivariate=multivariate,
     )
     for kk in (det.k, det.rate_k):  # calibrate now (cached), not on the first record
         CUSUMDetector(target, kk, warmup=plan.warmup)
@@ -147,5 +199,12 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
         "k": det.k,
         "rate_k": det.rate_k,
         "reference": det.reference,
+        "categorical": {
+            "top_k": categorical.top_k,
+            "window": categorical.window,
+            "warmup": categorical.warmup,
+            "anchored": sorted(cat_refs),
+        },
+        "multivariate": mv.model_dump() if mv.enabled else None,
         "budget": budget.describe(),
     }

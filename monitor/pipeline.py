@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast, overload
+from typing import Any, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +61,7 @@ def _now_ms() -> int:
 
 
 LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
+JOINT_SIGNAL = "features:joint"  # the multivariate signal: all numeric features together
 
 
 @dataclass(slots=True)
@@ -128,6 +129,15 @@ class BatchFeed:
         self._tags: list[object] = []
         self._seg_rows: dict[str, tuple[Segment, list[int]]] = {}
         self._sig: dict[str, tuple[SignalKind, list[int], list[float | str]]] = {}
+        self._vec: dict[str, tuple[Segment, list[int], list[dict[str, float]]]] = {}
+
+    def add_vector(self, seg: Segment, vec: dict[str, float]) -> None:
+        """The multivariate observation of the record added last, for one segment."""
+        hit = self._vec.get(seg.key)
+        if hit is None:
+            hit = self._vec[seg.key] = (seg, [], [])
+        hit[1].append(len(self._tags) - 1)
+        hit[2].append(vec)
 
     def add(self, segments: list[Segment], obs: list[Observation], tag: object) -> None:
         row = len(self._tags)
@@ -147,7 +157,7 @@ class BatchFeed:
 
     def streams(
         self,
-    ) -> Iterator[tuple[Segment, str, SignalKind, list[float | str], Sequence[object]]]:
+    ) -> Iterator[tuple[Segment, str, SignalKind, list[Any], Sequence[object]]]:
         n = len(self._tags)
         masks = {}
         for key, (seg, rows) in self._seg_rows.items():
@@ -162,6 +172,9 @@ class BatchFeed:
                 if not sel.any():
                     continue
                 yield seg, name, kind, arr[sel].tolist(), _Tags(self._tags, idx[sel])
+        for seg, rows, vecs in self._vec.values():
+            tags = _Tags(self._tags, np.asarray(rows, dtype=np.int64))
+            yield seg, JOINT_SIGNAL, SignalKind.VECTOR, vecs, tags
 
 
 class Monitor:
@@ -213,6 +226,9 @@ class Monitor:
         tree = Route.from_settings(settings.router.route)
         self._resolve_tree = tree if any_auto_resolve(tree) else None
         self._record_ms = 0  # latest record time seen: the clock of auto-resolve
+        mv = det.multivariate
+        # scopes whose segments get the multivariate detector (calibrated mode only)
+        self._mv_scopes = set(mv.scopes) if mv.enabled and det.mode == "calibrated" else set()
         self._batches = 0
 
     def run(
@@ -274,6 +290,7 @@ class Monitor:
         joiner = self.joiner
         touched: set[str] = set()
         feed = BatchFeed()  # fed to the detectors per batch (vectorised where they can)
+        mv_scopes, mv_every = self._mv_scopes, self.settings.detection.multivariate.sample_every
         overflow_before = self.segmenter.overflowed
         for raw in records:
             pos = raw.position
@@ -311,6 +328,16 @@ class Monitor:
                 counts[(seg.key, seg.scope)] += 1
                 touched.add(seg.key)
             feed.add(segments, obs, (pos, rec.ts_ms))
+            if mv_scopes and (pos.offset + pos.partition) % mv_every == 0:
+                vec = {
+                    n: float(x)
+                    for n, x, k in obs
+                    if k is SignalKind.NUMERIC and n.startswith("feature:")
+                }
+                if len(vec) >= 2:
+                    for seg in segments:
+                        if seg.scope in mv_scopes:
+                            feed.add_vector(seg, vec)
             if rec.ts_ms > self._record_ms:
                 self._record_ms = rec.ts_ms
         self._detect(feed, batch)

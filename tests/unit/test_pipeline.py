@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from monitor.config import Settings, load_settings
-from monitor.events import Level
+from monitor.events import DriftEvent, Level
 from monitor.pipeline import Monitor
 from monitor.sinks import MemoryDeadLetters, MemorySink
 from monitor.sources import ListSource
@@ -133,3 +134,23 @@ def test_failed_sink_keeps_signals_pending_until_it_recovers(
     again.run()
     assert [s.id for s in sink.signals] == [s.id for s in summary.signals]
     assert store.pending("memory") == []
+
+
+def test_basic_mode_with_a_river_rate_detector_catches_a_rising_error_rate(tmp_path: Path) -> None:
+    """detection.rate_detector: HDDM_A watches the 0/1 signals, ADWIN the numeric ones."""
+    recs = grid_stream(1500, seed=9)
+    rng = random.Random(5)
+    for i, r in enumerate(recs):
+        k = i // 9
+        p = 0.30 if (r["region"], r["cohort"]) == SHIFTED and k >= 900 else 0.02
+        r["error"] = "upstream_timeout" if rng.random() < p else None
+    over = {"detection": {"mode": "basic", "warmup": 300, "rate_detector": "hddm_a"}}
+    mon, store, _, _ = make(tmp_path, to_bytes(recs), **over)
+    assert mon.detection["rate_detector"] == "hddm_a"
+    mon.run()
+    events = [e for e in store.history() if isinstance(e, DriftEvent) and e.signal == "error_rate"]
+    leaf = [e for e in events if e.segment == "region=eu-west,cohort=pro"]
+    assert leaf, "the error-rate rise in the shifted segment is caught"
+    assert all(e.detector == "hddm_a" for e in events)
+    assert all(e.effect > 0 for e in leaf)
+    assert leaf[0].position.offset > 900 * 9

@@ -177,5 +177,5 @@ def test_toeplitz_chain_solve_matches_the_dense_solve(k: float, h: float) -> Non
 
     n = max(24, math.ceil(h / 0.05))
     fast = float(_arl_chain(_phi, k, h, n))  # 1-D cdf: the Toeplitz path
-    dense = float(_arl_chain(lambda t: _phi(t)[None, :], k, h, n)[0])  # batched: dense solve
+    dense = float(_arl_chain(lambda t: _phi(t)[None, :], k, h, n, dense=True)[0])
     assert fast == pytest.approx(dense, rel=1e-5)

@@ -1,0 +1,1 @@
+"""Benchmarks of driftgate (run as modules: ``python -m bench.detection``)."""
