@@ -163,7 +163,12 @@ class DetectionSettings(_Section):
     target_arl0: float | None = Field(
         None, ge=10, description="Override the ARL0 the budget implies (per detector)."
     )
-    k: float = Field(0.5, gt=0, le=3, description="CUSUM reference value, numeric signals.")
+    k: float = Field(
+        0.25,
+        gt=0,
+        le=3,
+        description="CUSUM reference value, numeric signals (half the shift it is tuned for).",
+    )
     rate_k: float = Field(0.25, gt=0, le=3, description="CUSUM reference value, 0/1 rates.")
     budget: BudgetSettings = Field(default_factory=BudgetSettings)  # type: ignore[arg-type]
     warmup: int | None = Field(

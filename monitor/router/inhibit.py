@@ -1,8 +1,16 @@
 """Inhibit: a broader HALT in force mutes the narrower alerts it covers.
 
-A HALT for ``region=eu-west`` mutes alerts of ``region=eu-west,cohort=free``; a global HALT
-mutes every other alert. Only firing or acknowledged HALTs inhibit; an alert never
-inhibits itself.
+A HALT for ``region=eu-west`` mutes alerts of ``region=eu-west,cohort=free`` raised with or
+after it; a global HALT mutes every other later alert. Only firing or acknowledged HALTs
+inhibit; an alert never inhibits itself.
+
+The other way round, a roll-up alert can be the echo of one child: when
+``region=eu-west,cohort=enterprise`` halts on ``feature:prompt_tokens`` and later the
+roll-up ``cohort=enterprise`` fires on the same signal (its mean moved because one of its
+children did), the roll-up is *explained by* the earlier, narrower HALT and muted, so
+on-call is paged for the root cause, not for each roll-up it drags along. A broader alert
+on a different signal, or one that fired first, is not explained away. Muting only affects
+notifications: gates and metrics still show every signal in force.
 
 >>> from monitor.router.model import Alert, AlertState
 >>> def a(seg, level="HALT"):
@@ -10,14 +18,20 @@ inhibits itself.
 >>> muted = inhibited([a("region=eu"), a("region=eu,cohort=free", "WARN"), a("region=us")])
 >>> muted
 {'region=eu,cohort=free': 'region=eu'}
+>>> def b(seg, t, signal="x"):
+...     return Alert(seg, seg, "HALT", AlertState.FIRING, {"segment": seg, "signal": signal}, {}, t)
+>>> explained([b("region=eu,cohort=a", 1), b("cohort=a", 2), b("region=eu", 3, "y")])
+{'cohort=a': 'region=eu,cohort=a'}
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from monitor.router.alerts import scope_labels
 from monitor.router.model import Alert, AlertState
 
-__all__ = ["covers", "inhibited"]
+__all__ = ["covers", "explained", "inhibited"]
 
 
 def covers(broad: dict[str, str], narrow: dict[str, str]) -> bool:
@@ -25,8 +39,33 @@ def covers(broad: dict[str, str], narrow: dict[str, str]) -> bool:
     return all(narrow.get(k) == v for k, v in broad.items())
 
 
-def inhibited(alerts: list[Alert]) -> dict[str, str]:
-    """Muted alert id → id of the HALT that mutes it."""
+def inhibited(alerts: list[Alert], exclude: Collection[str] = ()) -> dict[str, str]:
+    """Muted alert id → id of the HALT that mutes it (HALTs in ``exclude``, e.g. explained
+    ones, do not inhibit)."""
+    sources = [
+        (a, scope_labels(a))
+        for a in alerts
+        if a.level == "HALT" and a.state is not AlertState.RESOLVED and a.id not in exclude
+    ]
+    out: dict[str, str] = {}
+    for target in alerts:
+        if target.state is AlertState.RESOLVED:
+            continue
+        mine = scope_labels(target)
+        for src, broad in sources:
+            if (
+                src.id != target.id
+                and len(broad) < len(mine)
+                and covers(broad, mine)
+                and src.starts_at_ms <= target.starts_at_ms
+            ):
+                out[target.id] = src.id
+                break
+    return out
+
+
+def explained(alerts: list[Alert]) -> dict[str, str]:
+    """Muted roll-up alert id → id of the earlier, narrower HALT on the same signal."""
     sources = [
         (a, scope_labels(a))
         for a in alerts
@@ -37,8 +76,14 @@ def inhibited(alerts: list[Alert]) -> dict[str, str]:
         if target.state is AlertState.RESOLVED:
             continue
         mine = scope_labels(target)
-        for src, broad in sources:
-            if src.id != target.id and len(broad) < len(mine) and covers(broad, mine):
+        for src, narrow in sources:
+            if (
+                src.id != target.id
+                and len(narrow) > len(mine)
+                and covers(mine, narrow)
+                and src.starts_at_ms < target.starts_at_ms
+                and src.labels.get("signal") == target.labels.get("signal")
+            ):
                 out[target.id] = src.id
                 break
     return out

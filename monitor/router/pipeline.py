@@ -29,7 +29,7 @@ from monitor.config import RouterSettings
 from monitor.events import stable_id
 from monitor.router.alerts import to_alert
 from monitor.router.group import group_key, group_labels
-from monitor.router.inhibit import inhibited
+from monitor.router.inhibit import explained, inhibited
 from monitor.router.model import Alert, AlertState, Notification
 from monitor.router.ratelimit import RateLimiter
 from monitor.router.route import Route
@@ -62,8 +62,11 @@ class Router:
         by_id = {a.id: a for a in alerts}
         muted: dict[str, str] = {}
         if self.settings.inhibit:
-            for aid, src in inhibited(alerts).items():
+            echoes = explained(alerts)
+            for aid, src in inhibited(alerts, exclude=echoes).items():
                 muted[aid] = f"inhibited by {by_id[src].labels['segment']}"
+            for aid, src in echoes.items():
+                muted.setdefault(aid, f"explained by {by_id[src].labels['segment']}")
         for aid, sid in silenced(alerts, silences, now_ms).items():
             if by_id[aid].state is not AlertState.RESOLVED:
                 muted.setdefault(aid, f"silenced by {sid}")

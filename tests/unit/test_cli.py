@@ -157,12 +157,21 @@ def test_demo_halts_the_injected_segments_and_fans_out(tmp_path: Path) -> None:
     fanout = next(row for row in rows if row["kind"] == "fanout")
     oncall = fanout["receivers"]["oncall"]
     assert {n["group"] for n in oncall} == {"region=eu-west", "region=ap-south"}
+    assert {a for n in oncall for a in n["alerts"]} == {
+        "HALT region=eu-west,cohort=enterprise",
+        "HALT region=ap-south",
+    }
     assert all(n["state"] == "delivered" for n in oncall)
     assert sorted(fanout["webhook_received"]) == sorted(n["id"] for n in oncall)
     muted = fanout["muted"]
-    assert muted, "the regional HALT inhibits the cohort alerts of ap-south"
-    assert all(k.startswith("region=ap-south,") for k in muted)
-    assert set(muted.values()) == {"inhibited by region=ap-south"}
+    inhibited = {k for k, why in muted.items() if why == "inhibited by region=ap-south"}
+    assert inhibited == {f"region=ap-south,cohort={c}" for c in ("free", "pro", "enterprise")}
+    # roll-ups that only echo the eu-west/enterprise HALT are explained, not paged
+    assert all(
+        why == "explained by region=eu-west,cohort=enterprise"
+        for k, why in muted.items()
+        if k not in inhibited
+    )
     paged = {a for n in oncall for a in n["alerts"]}
     assert not any(a.split()[1] in muted for a in paged), "muted alerts are not paged"
     lines = (tmp_path / "driftgate-demo-notifications.jsonl").read_bytes().splitlines()
