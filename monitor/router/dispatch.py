@@ -85,7 +85,8 @@ class Dispatcher:
                     "payload": n.as_dict(),
                 }
                 for n in fresh
-            ]
+            ],
+            now,
         )
         if deferred:
             log.warning("%d notifications over a receiver's rate limit; deferred", deferred)

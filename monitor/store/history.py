@@ -361,12 +361,13 @@ class HistoryStore:
 
     # -- notifications outbox (router) --------------------------------------------------------
 
-    def enqueue(self, rows: list[dict[str, Any]]) -> list[str]:
+    def enqueue(self, rows: list[dict[str, Any]], now_ms: int | None = None) -> list[str]:
         """Insert planned notifications (``notification_id``, ``receiver``, ``group_key``,
-        ``payload``); those already known are ignored. Returns the ids that were new."""
+        ``payload``), created and due at ``now_ms`` (default: the wall clock); those already
+        known are ignored. Returns the ids that were new."""
         if not rows:
             return []
-        now = _now_ms()
+        now = _now_ms() if now_ms is None else now_ms
         new: list[str] = []
         with self._tx() as conn:
             for r in rows:

@@ -190,3 +190,65 @@ def test_crash_between_stored_and_delivered_loses_nothing_sends_nothing_twice(
     assert all(r["state"] == "delivered" for r in rows), "none left pending after the restart"
     assert set(counts) == {r["notification_id"] for r in rows}, "none lost"
     assert max(counts.values()) == 1, f"none twice: {counts.most_common(3)}"
+
+
+class _Refreshing:
+    """A receiver that, like Alertmanager, wants firing alerts re-sent every interval."""
+
+    refresh_interval_s = 60.0
+
+    def __init__(self) -> None:
+        self.name = "am"
+        self.notified: list[str] = []
+        self.refreshed: list[list[str]] = []
+
+    def notify(self, n: Any) -> None:
+        self.notified.append(n.id)
+
+    def refresh(self, alerts: Any) -> int:
+        self.refreshed.append([a.labels["segment"] for a in alerts])
+        return len(self.refreshed[-1])
+
+    def close(self) -> None:
+        pass
+
+
+def test_firing_alerts_are_refreshed_every_interval_not_every_tick(tmp_path: Path) -> None:
+    from monitor.config import RouterSettings
+    from monitor.events import Position, Signal
+    from monitor.store import Batch
+
+    store = HistoryStore(tmp_path / "h.db")
+    run = store.start_run("logs")
+    halt = Signal(
+        Level.HALT,
+        "region=eu",
+        "region",
+        {"region": "eu"},
+        "x rose",
+        ("e",),
+        0,
+        Position("logs", 0, 1),
+        signal="feature:x",
+    )
+    store.checkpoint(run, Batch(signals=[halt]), [])
+    am = _Refreshing()
+    now = [1_000_000]
+    rs = RouterSettings.model_validate(
+        {"receivers": [{"name": "am", "kind": "stdout"}], "route": {"receiver": "am"}}
+    )
+    courier = Courier(store, rs, {"am": am}, clock=lambda: now[0])
+    first = courier.tick()
+    assert (first.delivered, first.refreshed, am.refreshed) == (1, 1, [["region=eu"]])
+    now[0] += 30_000
+    assert courier.tick().refreshed == 0  # within the interval: nothing re-sent
+    now[0] += 31_000
+    assert courier.tick().refreshed == 1
+    assert len(am.notified) == 1, "the notification itself went once"
+    store.transition(halt.id, "ACK", "ana", "mine")
+    courier.tick()
+    store.transition(halt.id, "RESUMED", "ana", "fixed")
+    now[0] += 61_000
+    courier.tick()
+    assert am.refreshed[-1] == ["region=eu"], "the resolution is re-sent too, within the window"
+    assert len(am.notified) == 3, "ack and resume were each notified once"
