@@ -266,11 +266,13 @@ def demo(
         typer.Option("--progress/--no-progress", help="Progress bar (default: on a terminal)."),
     ] = None,
 ) -> None:
-    """Run the whole pipeline on a generated multi-region stream with one injected drift.
+    """Run the whole pipeline on a generated multi-region stream with two incidents.
 
     Three regions × three cohorts of a support assistant; from 60 % of the stream on,
-    enterprise users in eu-west send much longer prompts and get less confident answers.
-    No Kafka needed.
+    enterprise users in eu-west send much longer prompts and get less confident answers;
+    from 80 %, ap-south gets 1.8× slower. HALTs go to a signed loopback webhook (grouped by
+    region), every notification to driftgate-demo-notifications.jsonl; the fan-out table
+    shows what was muted and why. No Kafka needed.
     """
     with _errors(), LocalWebhook() as hook:
         scenario = DemoScenario(records=records, seed=seed)
