@@ -38,9 +38,15 @@ from bench.runs import (
 )
 from detectors.base import Detector, make_detector, registered
 from detectors.budget import FleetBudget, Persistence
-from detectors.calibration import calibrate, cusum_first_alarms
+from detectors.calibration import arl0_for_fleet_rate, calibrate, cusum_first_alarms
 from detectors.cusum import CUSUMDetector
 from detectors.plans import stream_seed
+from monitor.config import DetectionSettings
+
+#: The monitor's defaults (``detection.k`` / ``detection.rate_k``): the benchmark measures
+#: what a default deployment runs.
+K_NUM: float = DetectionSettings.model_fields["k"].default
+K_RATE: float = DetectionSettings.model_fields["rate_k"].default
 
 __all__ = ["Sizes", "main", "run"]
 
@@ -389,15 +395,15 @@ def section_arl(sz: Sizes, seed: int, res: Results) -> Section:
     kinds: list[tuple[str, str, Callable[[float, int], Any], Any, int]] = [
         (
             "numeric",
-            "CUSUM k=0.5, learned ref (warmup 1,000), N(0,1)",
-            lambda a, i: CUSUMDetector(a, 0.5, seed=i, warmup=1000),
+            f"CUSUM k={K_NUM:g}, learned ref (warmup 1,000), N(0,1)",
+            lambda a, i: CUSUMDetector(a, K_NUM, seed=i, warmup=1000),
             normal_draw,
             1000,
         ),
         (
             "rate",
-            "rate CUSUM k=0.25, learned ref (warmup 1,000), Bernoulli(0.05)",
-            lambda a, i: CUSUMDetector(a, 0.25, seed=i, warmup=1000, binary=True),
+            f"rate CUSUM k={K_RATE:g}, learned ref (warmup 1,000), Bernoulli(0.05)",
+            lambda a, i: CUSUMDetector(a, K_RATE, seed=i, warmup=1000, binary=True),
             bernoulli_draw(0.05),
             1000,
         ),
@@ -690,7 +696,7 @@ def section_delays(sz: Sizes, seed: int, res: Results) -> tuple[Section, list[Tu
     river, tables = tune_river(sz, seed)
     # driftgate CUSUM ARL0: reuse section 1 when the target was measured there
     crl = res.cusum_arl.get(("numeric", a)) or driftgate_arl0(
-        lambda i: CUSUMDetector(a, 0.5, seed=i, warmup=1000),
+        lambda i: CUSUMDetector(a, K_NUM, seed=i, warmup=1000),
         normal_draw,
         sz.arl_runs,
         a,
@@ -700,8 +706,8 @@ def section_delays(sz: Sizes, seed: int, res: Results) -> tuple[Section, list[Tu
     res.cusum_arl[("numeric", a)] = crl
     cusum = Contender(
         "driftgate CUSUM (calibrated)",
-        f"k=0.5, target {fmt(a)}, warmup 1,000",
-        lambda i: CUSUMDetector(a, 0.5, seed=50_000 + i, warmup=1000),
+        f"k={K_NUM:g}, target {fmt(a)}, warmup 1,000",
+        lambda i: CUSUMDetector(a, K_NUM, seed=50_000 + i, warmup=1000),
         "driftgate",
     )
     dummy = [t for t in river if "Dummy" in t.contender.label]
@@ -839,14 +845,14 @@ def speed_table(sz: Sizes, seed: int, river: list[Tuned], res: Results) -> Table
     a = sz.target
 
     def cusum_many() -> None:
-        CUSUMDetector(a, 0.5, seed=1, warmup=1000).update_many(x)
+        CUSUMDetector(a, K_NUM, seed=1, warmup=1000).update_many(x)
 
     def cusum_each() -> None:
-        d = CUSUMDetector(a, 0.5, seed=1, warmup=1000)
+        d = CUSUMDetector(a, K_NUM, seed=1, warmup=1000)
         for v in xs:
             d.update(v)
 
-    st = CUSUMDetector(a, 0.5, seed=1, warmup=1000)
+    st = CUSUMDetector(a, K_NUM, seed=1, warmup=1000)
     st.update_many(x[:10_000])
     row(
         "driftgate CUSUM, update_many (numpy batch)",
@@ -960,8 +966,8 @@ def section_rates(sz: Sizes, seed: int, res: Results, river: list[Tuned]) -> Sec
     tables = []
     cusum = Contender(
         "driftgate rate CUSUM (calibrated)",
-        f"k=0.25, target {fmt(a)}",
-        lambda i: CUSUMDetector(a, 0.25, seed=70_000 + i, warmup=1000, binary=True),
+        f"k={K_RATE:g}, target {fmt(a)}",
+        lambda i: CUSUMDetector(a, K_RATE, seed=70_000 + i, warmup=1000, binary=True),
         "driftgate",
     )
     adwin_cls = river_cls("ADWIN")
@@ -980,7 +986,7 @@ def section_rates(sz: Sizes, seed: int, res: Results, river: list[Tuned]) -> Sec
         t0 = time.perf_counter()
         if c is cusum:
             arl[c.label] = res.cusum_arl.get(("rate", a)) or driftgate_arl0(
-                lambda i: CUSUMDetector(a, 0.25, seed=i, warmup=1000, binary=True),
+                lambda i: CUSUMDetector(a, K_RATE, seed=i, warmup=1000, binary=True),
                 bernoulli_draw(p0),
                 sz.arl_runs,
                 a,
@@ -1035,8 +1041,8 @@ def section_rates(sz: Sizes, seed: int, res: Results, river: list[Tuned]) -> Sec
     numeric = [
         Contender(
             "driftgate CUSUM (calibrated)",
-            f"k=0.5, target {fmt(a)}",
-            lambda i: CUSUMDetector(a, 0.5, seed=50_000 + i, warmup=1000),
+            f"k={K_NUM:g}, target {fmt(a)}",
+            lambda i: CUSUMDetector(a, K_NUM, seed=50_000 + i, warmup=1000),
             "driftgate",
         )
     ]
@@ -1138,8 +1144,8 @@ def section_synth(sz: Sizes, seed: int) -> Section:
     a = sz.target
     cusum = Contender(
         "rate CUSUM (calibrated)",
-        f"k=0.25, target {fmt(a)}",
-        lambda i: CUSUMDetector(a, 0.25, seed=90_000 + i, warmup=1000, binary=True),
+        f"k={K_RATE:g}, target {fmt(a)}",
+        lambda i: CUSUMDetector(a, K_RATE, seed=90_000 + i, warmup=1000, binary=True),
         "driftgate",
     )
     adwin_cls = river_cls("ADWIN")
@@ -1275,7 +1281,7 @@ def score_cps(
 
 
 def _short_cusum(seed: int, warmup: int) -> Callable[[int], Any]:
-    return lambda i: CUSUMDetector(1e3, 0.5, seed=seed, warmup=warmup, confirm=5)
+    return lambda i: CUSUMDetector(1e3, K_NUM, seed=seed, warmup=warmup, confirm=5)
 
 
 def section_real(sz: Sizes, seed: int) -> Section:
@@ -1287,7 +1293,7 @@ def section_real(sz: Sizes, seed: int) -> Section:
         contenders = [
             Contender(
                 "CUSUM (calibrated)",
-                f"ARL0 1e3, k=0.5, warmup {warm}, confirm 5",
+                f"ARL0 1e3, k={K_NUM:g}, warmup {warm}, confirm 5",
                 _short_cusum(seed, warm),
                 "driftgate",
             ),
@@ -1356,9 +1362,13 @@ class FleetCount:
 
 def fleet_pass(sz: Sizes, segments: int, target: float, rule: Persistence, seed: int) -> FleetCount:
     """Alarms and HALTs of a stationary fleet of self-learning CUSUMs (CalibratedPlan's
-    settings: k = 0.5 numeric, 0.25 rates, warm-up 1,000, seeds from the stream ids)."""
+    settings: detection.k numeric, detection.rate_k rates, warm-up 1,000, seeds from the
+    stream ids)."""
     t0 = time.perf_counter()
     out = FleetCount()
+    # as the monitor does (monitor.detection.build_plan): numeric own-past CUSUMs are
+    # calibrated so their alarm *rate* over learned references is 1/target
+    numeric_target = arl0_for_fleet_rate(target, K_NUM, learn=1000)
     j_rate = sz.fleet_signals - sz.fleet_rate_signals
     tags = range(sz.fleet_events)
     for s in range(segments):
@@ -1370,8 +1380,8 @@ def fleet_pass(sz: Sizes, segments: int, target: float, rule: Persistence, seed:
             else:
                 x = rng.standard_normal(sz.fleet_events)
             det = CUSUMDetector(
-                target,
-                0.25 if binary else 0.5,
+                target if binary else numeric_target,
+                K_RATE if binary else K_NUM,
                 seed=stream_seed(f"seg={s}|sig{j}"),
                 warmup=1000,
                 binary=binary,
@@ -1417,11 +1427,12 @@ def section_fleet(sz: Sizes, seed: int, res: Results) -> Section:
         target = budget.target_arl0
         log(f"fleet pass '{label}': ARL0 {target:.3g}, {nseg} segments; calibrating")
         cal_s = []
-        for k, binary in ((0.5, False), (0.25, True)):
+        for k, binary in ((K_NUM, False), (K_RATE, True)):
             if binary and not sz.fleet_rate_signals:
                 continue
             t0 = time.perf_counter()
-            CUSUMDetector(target, k, warmup=1000, binary=binary)
+            own = target if binary else arl0_for_fleet_rate(target, k, learn=1000)
+            CUSUMDetector(own, k, warmup=1000, binary=binary)
             cal_s.append(f"k={k:g}: {time.perf_counter() - t0:.0f} s")
         fc = fleet_pass(sz, nseg, target, rule, seed + 600)
         alarms, halts, alarmed, obs, secs = fc.alarms, fc.halts, fc.alarmed, fc.obs, fc.seconds
@@ -1473,12 +1484,14 @@ def section_fleet(sz: Sizes, seed: int, res: Results) -> Section:
         note=(
             f"Budget: 1 false HALT per week for {streams:,} streams "
             f"({segs:,} segments × {sig} signals, {sig - sz.fleet_rate_signals} numeric "
-            f"N(0,1) with k=0.5 and {sz.fleet_rate_signals} Bernoulli(0.05) rates with "
-            f"k=0.25), at {eps:.3g} events/s over the fleet (each event updates its "
+            f"N(0,1) with k={K_NUM:g} and {sz.fleet_rate_signals} Bernoulli(0.05) rates with "
+            f"k={K_RATE:g}), at {eps:.3g} events/s over the fleet (each event updates its "
             f"segment's {sig} streams: `streams_per_event={sig}`), so the simulated "
             f"{segs * ev:,} events are {weeks:g} weeks of traffic. Every stream is a "
             "fresh self-learning `CUSUMDetector` (warmup 1,000, seed = "
-            "`stream_seed`), fed by `update_many`; 'expected' false alarms = monitored "
+            "`stream_seed`), fed by `update_many`; numeric streams are calibrated, as the "
+            "monitor does, to the mean run length `arl0_for_fleet_rate` gives, so that their "
+            "alarm rate over learned references is 1/ARL0; 'expected' false alarms = monitored "
             "observations (excluding learning windows) / ARL0, i.e. each stream alarming at "
             "rate 1/ARL0, the rate the budget's split assumes. P: Poisson upper tails at the "
             "expected counts. The persistence row (if any) runs on "

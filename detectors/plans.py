@@ -106,8 +106,14 @@ class CalibratedPlan:
         profile: str | None = None,
         categorical: CategoricalFactory | None = None,
         multivariate: Callable[[str, int], Watcher] | None = None,
+        numeric_target_arl0: float | None = None,
+        rate_target_arl0: float | None = None,
     ) -> None:
         self.target_arl0 = target_arl0
+        # the own-past CUSUMs' targets (default ``target_arl0``): the monitor raises them so
+        # that their false-alarm *rate* meets the budget (calibration.arl0_for_fleet_rate)
+        self.numeric_target_arl0 = numeric_target_arl0 or target_arl0
+        self.rate_target_arl0 = rate_target_arl0 or target_arl0
         self.k = k
         self.rate_k = rate_k
         self.warmup = warmup
@@ -130,7 +136,7 @@ class CalibratedPlan:
         k = self.rate_k if binary else self.k
         out: list[Watcher] = [
             CUSUMDetector(
-                self.target_arl0,
+                self.rate_target_arl0 if binary else self.numeric_target_arl0,
                 k,
                 seed=seed,
                 warmup=self.warmup,

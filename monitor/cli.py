@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from detectors import SignalKind, calibrate
+from detectors.calibration import arl0_for_fleet_rate
 from monitor import __version__
 from monitor.config import Settings, load_settings
 from monitor.demo import LocalWebhook, demo_router
@@ -610,8 +611,9 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         target = det.target_arl0 if det.target_arl0 is not None else b.target_arl0
         target = float(f"{min(target, 1e12):.3g}")
         warmup = 1000 if det.warmup is None else max(det.warmup, 10)
+        own = {"numeric": arl0_for_fleet_rate(target, det.k, learn=warmup), "rate": target}
         cals = {
-            name: calibrate(target, k, learn=warmup)
+            name: calibrate(own[name], k, learn=warmup)
             for name, k in (("numeric", det.k), ("rate", det.rate_k))
         }
         body = {
@@ -626,6 +628,7 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                     "ci95": list(c.ci95),
                     "seconds": round(c.seconds, 3),
                     "learned_from": c.reference_size,
+                    "mean_run_length_target": own[name],
                 }
                 for name, c in cals.items()
             },
@@ -643,10 +646,15 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             f"per-detector target ARL0: [bold]{target:.3g}[/] observations between "
             f"false alarms (mode: {det.mode})"
         )
+        out.print(
+            f"own-past detectors learn their reference from {warmup:,} observations; numeric "
+            "ones are calibrated to the mean run length whose false-alarm rate, averaged over "
+            "the references they may learn, is 1/target:"
+        )
         for name, c in cals.items():
             out.print(
-                f"  {name:<7} k={c.k:g}  h={c.threshold:.3f}  achieved ARL0 "
-                f"{c.achieved_arl0:.3g} (95% CI {c.ci95[0]:.3g} to {c.ci95[1]:.3g})  "
+                f"  {name:<7} k={c.k:g}  mean run length {own[name]:.3g}  h={c.threshold:.3f}  "
+                f"achieved {c.achieved_arl0:.3g} (95% CI {c.ci95[0]:.3g} to {c.ci95[1]:.3g})  "
                 f"calibrated in {c.seconds:.2f}s"
             )
 

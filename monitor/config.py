@@ -164,7 +164,7 @@ class DetectionSettings(_Section):
         None, ge=10, description="Override the ARL0 the budget implies (per detector)."
     )
     k: float = Field(
-        0.25,
+        0.5,
         gt=0,
         le=3,
         description="CUSUM reference value, numeric signals (half the shift it is tuned for).",

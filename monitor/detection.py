@@ -30,7 +30,12 @@ from detectors import (
     SignalKind,
     Watcher,
 )
-from detectors.calibration import Calibration, known_calibrations, preload_calibrations
+from detectors.calibration import (
+    Calibration,
+    arl0_for_fleet_rate,
+    known_calibrations,
+    preload_calibrations,
+)
 from detectors.multivariate import MultivariateDetector
 from monitor.config import Settings
 from monitor.errors import ConfigError
@@ -179,23 +184,31 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
         def multivariate(stream: str, seed: int) -> Watcher:
             return MultivariateDetector(target, mv.block, mv.warmup, seed=seed)
 
+    warmup = 1000 if det.warmup is None else max(det.warmup, 10)
+    # numeric own-past CUSUMs: raised so their alarm *rate* meets the budget. Rates keep the
+    # target: their learned reference is one proportion, and the measured rate-stream alarm
+    # counts match the target (docs/benchmarks/detection.md, fleet section).
+    own_numeric = arl0_for_fleet_rate(target, det.k, learn=warmup)
     plan = CalibratedPlan(
         target,
         k=det.k,
         rate_k=det.rate_k,
-        warmup=1000 if det.warmup is None else max(det.warmup, 10),
+        warmup=warmup,
         confirm=det.confirm,
         references=_references(profile) if profile else None,
         profile=profile.name if profile else None,
         categorical=categorical,
         multivariate=multivariate,
+        numeric_target_arl0=own_numeric,
     )
     for kk in (det.k, det.rate_k):  # calibrate now (cached), not on the first record
-        CUSUMDetector(target, kk, warmup=plan.warmup)
+        CUSUMDetector(own_numeric if kk == det.k else target, kk, warmup=plan.warmup)
     _save_cache()
     return plan, {
         "mode": "calibrated",
         "target_arl0": target,
+        # own-past detectors: the mean run length that gives the budget's false-alarm rate
+        "own_past_arl0": {"numeric": own_numeric, "rate": target},
         "k": det.k,
         "rate_k": det.rate_k,
         "reference": det.reference,
