@@ -150,7 +150,11 @@ def test_demo_halts_the_injected_segments_and_fans_out(tmp_path: Path) -> None:
     assert "region=eu-west,cohort=enterprise" in halts
     assert "region=ap-south" in halts  # the regional slowdown
     eu = {"region=eu-west,cohort=enterprise", "region=eu-west", "cohort=enterprise"}
-    assert all(h in eu or h.startswith("region=ap-south") or h == "*" for h in halts)
+    # every HALT is an incident segment or a roll-up containing one; us-east and the other
+    # eu-west cohorts never halt
+    assert all(h in eu or h.startswith(("region=ap-south", "cohort=")) or h == "*" for h in halts)
+    assert not any(h.startswith("region=us-east") for h in halts)
+    assert not halts & {"region=eu-west,cohort=free", "region=eu-west,cohort=pro"}
     assert (tmp_path / "driftgate-demo.db").is_file()
     # fan-out: HALTs grouped by region to the signed webhook, everything to the file;
     # the region HALT inhibits its cohorts' alerts
@@ -166,12 +170,14 @@ def test_demo_halts_the_injected_segments_and_fans_out(tmp_path: Path) -> None:
     muted = fanout["muted"]
     inhibited = {k for k, why in muted.items() if why == "inhibited by region=ap-south"}
     assert inhibited == {f"region=ap-south,cohort={c}" for c in ("free", "pro", "enterprise")}
-    # roll-ups that only echo the eu-west/enterprise HALT are explained, not paged
-    assert all(
-        why == "explained by region=eu-west,cohort=enterprise"
-        for k, why in muted.items()
-        if k not in inhibited
-    )
+    # roll-ups that only echo a narrower, earlier HALT on the same signal are explained
+    assert muted["cohort=enterprise"] == "explained by region=eu-west,cohort=enterprise"
+    for k, why in muted.items():
+        if k in inhibited:
+            continue
+        assert why.startswith("explained by "), (k, why)
+        src = why.removeprefix("explained by ")
+        assert k == "*" or set(k.split(",")) < set(src.split(",")), (k, why)
     paged = {a for n in oncall for a in n["alerts"]}
     assert not any(a.split()[1] in muted for a in paged), "muted alerts are not paged"
     lines = (tmp_path / "driftgate-demo-notifications.jsonl").read_bytes().splitlines()
