@@ -37,13 +37,13 @@ format: install ## Apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix monitor detectors tests bench
 	$(VENV)/bin/ruff format monitor detectors tests bench
 
-typecheck: install ## mypy --strict on monitor/ and detectors/
+typecheck: install ## mypy --strict on monitor/, detectors/ and bench/
 	$(VENV)/bin/mypy
 
 unit: install ## Fast tests only (no Kafka, no Alertmanager)
 	$(PY) -m pytest -m "not kafka and not alertmanager"
 
-test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests and real-Kafka tests
+test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests, real-Kafka and real-Alertmanager tests
 	$(PY) -m pytest
 
 bench-detect: install ## Detection benchmark → docs/benchmarks/detection.md
