@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from river.drift import binary as river_binary
 
-from detectors.base import Change, Detector, register
+from detectors.base import register
+from detectors.rate import RateDetector
 
 __all__ = ["DDMDetector"]
 
 
 @register
-class DDMDetector(Detector):
+class DDMDetector(RateDetector):
     """River's DDM (Gama et al. 2004): the error rate ``p`` since the last (re)start and its
     binomial spread ``s``; fires when ``p + s`` exceeds its running minimum ``p_min + s_min``
     by ``drift_threshold * s_min`` (warning zone from ``warning_threshold * s_min``).
@@ -43,7 +43,7 @@ class DDMDetector(Detector):
     """
 
     name = "ddm"
-    binary_only = True
+    hyper = ("warm_start", "warning_threshold", "drift_threshold")
 
     def __init__(
         self,
@@ -67,26 +67,12 @@ class DDMDetector(Detector):
         self.warm_start = warm_start
         self.warning_threshold = warning_threshold
         self.drift_threshold = drift_threshold
-        # 0/1 observations whatever ``binary`` says: the flag is accepted for DetectorSpec.
-        super().__init__(warmup=warmup, confirm=confirm, binary=True)
+        super().__init__(warmup=warmup, confirm=confirm)
         self._ddm = river_binary.DDM(
             warm_start=warm_start,
             warning_threshold=warning_threshold,
             drift_threshold=drift_threshold,
         )
-
-    def update(self, x: float, tag: object = None) -> Change | None:
-        """Feed one 0/1 observation; return a :class:`Change` when a rise is confirmed."""
-        if x != 0.0 and x != 1.0:
-            raise ValueError(f"{self.name} takes 0/1 observations, got {x!r}")
-        change = super().update(x, tag)
-        if change is not None and change.after <= change.before:
-            # One-sided test of a rise: a confirmation window whose rate is not above the
-            # pre-change rate refutes the firing (it was a false alarm, or the rate fell
-            # meanwhile); reporting it would be a fall, which the engine halts on as well.
-            self._fired = False
-            return None
-        return change
 
     def _test(self, x: float) -> bool:
         self._ddm.update(x)
@@ -103,12 +89,3 @@ class DDMDetector(Detector):
             return 0.0
         p = float(ddm._p.get())
         return (p + math.sqrt(p * (1.0 - p) / n) - float(p_min)) / float(s_min)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "warmup": self.warmup,
-            "confirm": self.confirm,
-            "warm_start": self.warm_start,
-            "warning_threshold": self.warning_threshold,
-            "drift_threshold": self.drift_threshold,
-        }

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from river.drift import binary as river_binary
 
-from detectors.base import Change, Detector, register
+from detectors.base import register
+from detectors.rate import RateDetector
 
 __all__ = ["EDDMDetector"]
 
 
 @register
-class EDDMDetector(Detector):
+class EDDMDetector(RateDetector):
     """River's EDDM (Baena-Garcia et al. 2006): watches the *distance between errors*.
 
     With ``p'`` and ``s'`` the mean and spread of the gaps between consecutive errors, it
@@ -44,7 +44,7 @@ class EDDMDetector(Detector):
     """
 
     name = "eddm"
-    binary_only = True
+    hyper = ("warm_start", "alpha", "beta")
 
     def __init__(
         self,
@@ -65,22 +65,8 @@ class EDDMDetector(Detector):
         self.warm_start = warm_start
         self.alpha = alpha
         self.beta = beta
-        # 0/1 observations whatever ``binary`` says: the flag is accepted for DetectorSpec.
-        super().__init__(warmup=warmup, confirm=confirm, binary=True)
+        super().__init__(warmup=warmup, confirm=confirm)
         self._eddm = river_binary.EDDM(warm_start=warm_start, alpha=alpha, beta=beta)
-
-    def update(self, x: float, tag: object = None) -> Change | None:
-        """Feed one 0/1 observation; return a :class:`Change` when a rise is confirmed."""
-        if x != 0.0 and x != 1.0:
-            raise ValueError(f"{self.name} takes 0/1 observations, got {x!r}")
-        change = super().update(x, tag)
-        if change is not None and change.after <= change.before:
-            # One-sided test of a rise: a confirmation window whose rate is not above the
-            # pre-change rate refutes the firing (it was a false alarm, or the rate fell
-            # meanwhile); reporting it would be a fall, which the engine halts on as well.
-            self._fired = False
-            return None
-        return change
 
     def _test(self, x: float) -> bool:
         self._eddm.update(int(x))  # River tests ``x == 1``
@@ -98,12 +84,3 @@ class EDDMDetector(Detector):
             return 0.0
         level = float(gaps.mean.get()) + 2.0 * math.sqrt(max(float(gaps.get()), 0.0))
         return 1.0 - level / top
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "warmup": self.warmup,
-            "confirm": self.confirm,
-            "warm_start": self.warm_start,
-            "alpha": self.alpha,
-            "beta": self.beta,
-        }

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from river.drift import binary as river_binary
 
-from detectors.base import Change, Detector, register
+from detectors.base import register
+from detectors.rate import RateDetector
 
 __all__ = ["FHDDMDetector"]
 
 
 @register
-class FHDDMDetector(Detector):
+class FHDDMDetector(RateDetector):
     """River's FHDDM (Pesaranghader & Viktor 2016): a sliding window of the last
     ``sliding_window_size`` observations; fires when the window mean has dropped more than
     the Hoeffding bound ``eps = sqrt(ln(1 / confidence_level) / (2 n))`` below its maximum.
@@ -45,7 +44,7 @@ class FHDDMDetector(Detector):
     """
 
     name = "fhddm"
-    binary_only = True
+    hyper = ("sliding_window_size", "confidence_level", "short_window_size")
 
     def __init__(
         self,
@@ -73,26 +72,12 @@ class FHDDMDetector(Detector):
         self.sliding_window_size = sliding_window_size
         self.confidence_level = confidence_level
         self.short_window_size = short_window_size
-        # 0/1 observations whatever ``binary`` says: the flag is accepted for DetectorSpec.
-        super().__init__(warmup=warmup, confirm=confirm, binary=True)
+        super().__init__(warmup=warmup, confirm=confirm)
         self._fhddm = river_binary.FHDDM(
             sliding_window_size=sliding_window_size,
             confidence_level=confidence_level,
             short_window_size=short_window_size,
         )
-
-    def update(self, x: float, tag: object = None) -> Change | None:
-        """Feed one 0/1 observation; return a :class:`Change` when a rise is confirmed."""
-        if x != 0.0 and x != 1.0:
-            raise ValueError(f"{self.name} takes 0/1 observations, got {x!r}")
-        change = super().update(x, tag)
-        if change is not None and change.after <= change.before:
-            # One-sided test of a rise: a confirmation window whose rate is not above the
-            # pre-change rate refutes the firing (it was a false alarm, or the rate fell
-            # meanwhile); reporting it would be a fall, which the engine halts on as well.
-            self._fired = False
-            return None
-        return change
 
     def _test(self, x: float) -> bool:
         self._fhddm.update(1 - int(x))  # River fires on a falling mean: feed "correct"
@@ -106,12 +91,3 @@ class FHDDMDetector(Detector):
         if not f._u_max or not window:
             return 0.0
         return float(f._u_max) - f.n_one / len(window)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "warmup": self.warmup,
-            "confirm": self.confirm,
-            "sliding_window_size": self.sliding_window_size,
-            "confidence_level": self.confidence_level,
-            "short_window_size": self.short_window_size,
-        }

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from river.drift import binary as river_binary
 
-from detectors.base import Change, Detector, register
+from detectors.base import register
+from detectors.rate import RateDetector
 
 __all__ = ["HDDMADetector"]
 
 
 @register
-class HDDMADetector(Detector):
+class HDDMADetector(RateDetector):
     """River's ``HDDMA`` (Frias-Blanco et al. 2014): a Hoeffding-bound test between the mean
     since the last (re)start and the mean up to the cut point where it was lowest.
 
@@ -39,7 +38,7 @@ class HDDMADetector(Detector):
     """
 
     name = "hddm_a"
-    binary_only = True
+    hyper = ("drift_confidence", "warning_confidence")
 
     def __init__(
         self,
@@ -59,26 +58,12 @@ class HDDMADetector(Detector):
             )
         self.drift_confidence = drift_confidence
         self.warning_confidence = warning_confidence
-        # 0/1 observations whatever ``binary`` says: the flag is accepted for DetectorSpec.
-        super().__init__(warmup=warmup, confirm=confirm, binary=True)
+        super().__init__(warmup=warmup, confirm=confirm)
         self._hddm = river_binary.HDDMA(
             drift_confidence=drift_confidence,
             warning_confidence=warning_confidence,
             two_sided_test=False,
         )
-
-    def update(self, x: float, tag: object = None) -> Change | None:
-        """Feed one 0/1 observation; return a :class:`Change` when a rise is confirmed."""
-        if x != 0.0 and x != 1.0:
-            raise ValueError(f"{self.name} takes 0/1 observations, got {x!r}")
-        change = super().update(x, tag)
-        if change is not None and change.after <= change.before:
-            # One-sided test of a rise: a confirmation window whose rate is not above the
-            # pre-change rate refutes the firing (it was a false alarm, or the rate fell
-            # meanwhile); reporting it would be a fall, which the engine halts on as well.
-            self._fired = False
-            return None
-        return change
 
     def _test(self, x: float) -> bool:
         self._hddm.update(x)
@@ -93,11 +78,3 @@ class HDDMADetector(Detector):
         if hddm._z.n == 0 or hddm._x_min.n == 0:
             return 0.0
         return float(hddm._z.get()) - float(hddm._x_min.get())
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "warmup": self.warmup,
-            "confirm": self.confirm,
-            "drift_confidence": self.drift_confidence,
-            "warning_confidence": self.warning_confidence,
-        }

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from river.drift import binary as river_binary
 
-from detectors.base import Change, Detector, register
+from detectors.base import register
+from detectors.rate import RateDetector
 
 __all__ = ["HDDMWDetector"]
 
 
 @register
-class HDDMWDetector(Detector):
+class HDDMWDetector(RateDetector):
     """River's ``HDDMW`` (Frias-Blanco et al. 2014): McDiarmid-bound test between two
     exponentially weighted means (before and after the cut point where the EWMA was lowest).
 
@@ -40,7 +39,7 @@ class HDDMWDetector(Detector):
     """
 
     name = "hddm_w"
-    binary_only = True
+    hyper = ("drift_confidence", "warning_confidence", "lambda_val")
 
     def __init__(
         self,
@@ -64,27 +63,13 @@ class HDDMWDetector(Detector):
         self.drift_confidence = drift_confidence
         self.warning_confidence = warning_confidence
         self.lambda_val = lambda_val
-        # 0/1 observations whatever ``binary`` says: the flag is accepted for DetectorSpec.
-        super().__init__(warmup=warmup, confirm=confirm, binary=True)
+        super().__init__(warmup=warmup, confirm=confirm)
         self._hddm = river_binary.HDDMW(
             drift_confidence=drift_confidence,
             warning_confidence=warning_confidence,
             lambda_val=lambda_val,
             two_sided_test=False,
         )
-
-    def update(self, x: float, tag: object = None) -> Change | None:
-        """Feed one 0/1 observation; return a :class:`Change` when a rise is confirmed."""
-        if x != 0.0 and x != 1.0:
-            raise ValueError(f"{self.name} takes 0/1 observations, got {x!r}")
-        change = super().update(x, tag)
-        if change is not None and change.after <= change.before:
-            # One-sided test of a rise: a confirmation window whose rate is not above the
-            # pre-change rate refutes the firing (it was a false alarm, or the rate fell
-            # meanwhile); reporting it would be a fall, which the engine halts on as well.
-            self._fired = False
-            return None
-        return change
 
     def _test(self, x: float) -> bool:
         self._hddm.update(x)
@@ -100,12 +85,3 @@ class HDDMWDetector(Detector):
         if not (s1.is_init and s2.is_init):
             return 0.0
         return float(s2.ewma) - float(s1.ewma)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "warmup": self.warmup,
-            "confirm": self.confirm,
-            "drift_confidence": self.drift_confidence,
-            "warning_confidence": self.warning_confidence,
-            "lambda_val": self.lambda_val,
-        }
