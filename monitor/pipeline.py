@@ -1,4 +1,4 @@
-"""The monitor loop: poll → parse → segment → detect → decide → checkpoint → deliver.
+"""The monitor loop: poll → parse → segment → detect → decide → checkpoint → deliver → notify.
 
 One batch at a time:
 
@@ -12,7 +12,10 @@ One batch at a time:
 5. checkpoint: one history-store transaction with the events, signals (+ outbox rows), record
    counts, detector states and the next source offsets (see ``monitor.store.history``);
 6. deliver pending signals from the outbox to every signal sink, marking each delivered;
-7. ``source.commit`` the offsets (Kafka group offsets, for lag tools).
+7. auto-resolve where routes allow it, then one courier tick: the router plans
+   notifications, enqueues the new ones in the notifications outbox and delivers what is
+   due (``monitor.router.courier``; also at start and every ``router.tick_s`` while idle);
+8. ``source.commit`` the offsets (Kafka group offsets, for lag tools).
 
 A stop request (SIGTERM/SIGINT) is honoured between batches, so the batch in hand is always
 finished, checkpointed and delivered first.
