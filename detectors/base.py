@@ -32,7 +32,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-__all__ = ["Change", "Detector", "DetectorSpec", "make_detector", "registered"]
+__all__ = ["Change", "Detector", "DetectorSpec", "Stateful", "make_detector", "registered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +61,26 @@ class Change:
         return (self.after - self.before) / self.scale
 
 
-class Detector(ABC):
+class Stateful:
+    """``state()`` / ``from_state()`` by pickling the whole object: hyper-parameters and
+    running state alike, so a restored detector makes the same decisions as one that never
+    stopped. Shared by every detector (the :class:`Detector` families, the categorical and
+    multivariate detectors)."""
+
+    def state(self) -> bytes:
+        """Serialize everything, hyper-parameters and running state alike."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_state(cls, blob: bytes) -> Self:
+        """Restore a detector serialized by :meth:`state` (trusted input: our own store)."""
+        det = pickle.loads(blob)
+        if not isinstance(det, cls):
+            raise TypeError(f"state blob holds {type(det).__name__}, not {cls.__name__}")
+        return det
+
+
+class Detector(Stateful, ABC):
     """Base class of every detector: running pre-change summary plus a change test.
 
     Subclasses implement :meth:`_test` (update the underlying test with ``x`` and say whether
@@ -124,18 +143,6 @@ class Detector(ABC):
 
     def _statistic(self) -> float:
         return 0.0
-
-    def state(self) -> bytes:
-        """Serialize everything, hyper-parameters and running state alike."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def from_state(cls, blob: bytes) -> Self:
-        """Restore a detector serialized by :meth:`state` (trusted input: our own store)."""
-        det = pickle.loads(blob)
-        if not isinstance(det, cls):
-            raise TypeError(f"state blob holds {type(det).__name__}, not {cls.__name__}")
-        return det
 
     def update(self, x: float, tag: object = None) -> Change | None:
         """Feed one observation; return a :class:`Change` when a detection is confirmed."""

@@ -63,17 +63,16 @@ would be effects 0.32 / 0.5). ``Change(before=0, after=sqrt(D), scale=1)``.
 from __future__ import annotations
 
 import math
-import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from detectors.base import Change
+from detectors.base import Change, Stateful
 from detectors.calibration import _arl_chain, _phi, _siegmund_h
 
 __all__ = [
@@ -302,7 +301,7 @@ def _trimmed(reference: Mapping[str, float], top_k: int) -> dict[str, float]:
     return out
 
 
-class CategoricalDetector:
+class CategoricalDetector(Stateful):
     """Top-k categories + other, tumbling-window chi-square CUSUM, calibrated to an ARL0.
 
     Parameters
@@ -580,19 +579,7 @@ class CategoricalDetector:
         self._since = 0
         self._cusum = 0.0
 
-    # -- state ---------------------------------------------------------------------------
-
-    def state(self) -> bytes:
-        """Serialize everything, hyper-parameters and running state alike (< 1 KiB)."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def from_state(cls, blob: bytes) -> Self:
-        """Restore a detector serialized by :meth:`state` (trusted input: our own store)."""
-        det = pickle.loads(blob)
-        if not isinstance(det, cls):
-            raise TypeError(f"state blob holds {type(det).__name__}, not {cls.__name__}")
-        return det
+    # -- repr ----------------------------------------------------------------------------
 
     def _params(self) -> dict[str, Any]:
         return {

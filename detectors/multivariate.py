@@ -43,15 +43,14 @@ segment (a handful of numeric features), not for every signal.
 from __future__ import annotations
 
 import math
-import pickle
 import random
 from functools import lru_cache
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 from river import linear_model, optim
 
-from detectors.base import Change
+from detectors.base import Change, Stateful
 from detectors.categorical import window_cusum_threshold
 from detectors.reference import normal_quantile
 
@@ -87,7 +86,7 @@ def _auc(now: list[float], ref: list[float]) -> float:
     return float(gt + 0.5 * eq)
 
 
-class MultivariateDetector:
+class MultivariateDetector(Stateful):
     """Domain-classifier drift test on feature vectors, calibrated to ``target_arl0``.
 
     Parameters
@@ -293,19 +292,7 @@ class MultivariateDetector:
                     out[f"{names[i]}*{names[j]}"] = z[i] * z[j]
         return out
 
-    # -- state ---------------------------------------------------------------------------
-
-    def state(self) -> bytes:
-        """Serialize everything (model, reference vectors, RNG): exact round trip."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def from_state(cls, blob: bytes) -> Self:
-        """Restore a detector serialized by :meth:`state` (trusted input: our own store)."""
-        det = pickle.loads(blob)
-        if not isinstance(det, cls):
-            raise TypeError(f"state blob holds {type(det).__name__}, not {cls.__name__}")
-        return det
+    # -- repr ----------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (
