@@ -45,6 +45,7 @@ from monitor.operations import (
     expire_silence,
     list_silences,
     parse_duration,
+    parse_time,
 )
 from monitor.operations import resume as resume_signal
 from monitor.pipeline import RunSummary
@@ -136,22 +137,6 @@ def _parse_source(spec: str) -> dict[str, Any]:
     if spec in ("kafka", "demo"):
         return {"kind": spec}
     raise ConfigError(f"bad --source {spec!r}: use file:PATH, '-' (stdin), kafka or demo")
-
-
-def _parse_time(value: str | None, flag: str) -> int | None:
-    if value is None:
-        return None
-    if value.isdigit():
-        return int(value)
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"bad {flag} {value!r}: use an RFC 3339 time (2026-11-23T10:00:00Z) or epoch ms"
-        ) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return int(ts.timestamp() * 1000)
 
 
 def _progress(
@@ -414,8 +399,8 @@ def history(
             cohort=cohort,
             signal=signal,
             kind=kind,
-            since_ms=_parse_time(since, "--since"),
-            until_ms=_parse_time(until, "--until"),
+            since_ms=parse_time(since, "--since"),
+            until_ms=parse_time(until, "--until"),
             limit=limit,
         )
         store, _ = _open_store(config, db)
@@ -489,8 +474,8 @@ def reference_build(
         pfilter = ProfileFilter(
             regions=region or None,
             cohorts=cohort or None,
-            since_ms=_parse_time(since, "--since"),
-            until_ms=_parse_time(until, "--until"),
+            since_ms=parse_time(since, "--since"),
+            until_ms=parse_time(until, "--until"),
         )
         det = settings.detection
         builder = ProfileBuilder(
