@@ -43,11 +43,8 @@ def planned_rows(
     store: HistoryStore, router: Router, now_ms: int
 ) -> tuple[Plan, list[Notification], int]:
     """Plan, then keep the notifications the outbox lacks and the rate limit admits."""
-    rows = [
-        r
-        for r in store.signal_states(include_ended=True)
-        if r["active"] == 1 or (r.get("ended_at") or 0) >= now_ms - RESOLVED_RETENTION_MS
-    ]
+    # in force, or ended recently enough that their resolution must still be told
+    rows = store.signal_states(include_ended=True, ended_since_ms=now_ms - RESOLVED_RETENTION_MS)
     plan = router.plan(rows, store.silences(active_at_ms=now_ms), now_ms)
     fresh: list[Notification] = []
     deferred = 0

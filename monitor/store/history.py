@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, select, update
+from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -489,14 +489,20 @@ class HistoryStore:
 
     # -- lifecycle: acknowledge, resume, resolve ----------------------------------------------
 
-    def signal_states(self, include_ended: bool = False) -> list[dict[str, Any]]:
+    def signal_states(
+        self, include_ended: bool = False, ended_since_ms: int | None = None
+    ) -> list[dict[str, Any]]:
         """Signals with their lifecycle columns (state, acked_by…), oldest first.
 
-        By default only those in force (active or acknowledged).
+        By default only those in force (active or acknowledged); ``include_ended`` adds the
+        ended ones — with ``ended_since_ms``, only those that ended at or after it.
         """
-        q = select(t.signals).order_by(t.signals.c.ts_ms, t.signals.c.id)
+        s = t.signals
+        q = select(s).order_by(s.c.ts_ms, s.c.id)
         if not include_ended:
-            q = q.where(t.signals.c.active == 1)
+            q = q.where(s.c.active == 1)
+        elif ended_since_ms is not None:
+            q = q.where(or_(s.c.active == 1, s.c.ended_at >= ended_since_ms))
         with self._tx() as conn:
             rows = conn.execute(q).all()
         out = []
