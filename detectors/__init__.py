@@ -18,6 +18,7 @@
 from detectors.adwin import ADWINDetector
 from detectors.bank import BasicPlan, DetectorBank, Plan, SignalKind, Watcher
 from detectors.base import Change, Detector, DetectorSpec, make_detector, registered
+from detectors.bernoulli import BernoulliCUSUMDetector, calibrate_bernoulli
 from detectors.budget import FleetBudget, Persistence
 from detectors.calibration import Calibration, calibrate, calibrate_bootstrap
 from detectors.categorical import CategoricalDetector, calibrate_categorical
@@ -36,6 +37,7 @@ __all__ = [
     "ADWINDetector",
     "Anchored",
     "BasicPlan",
+    "BernoulliCUSUMDetector",
     "CUSUMDetector",
     "CalibratedPlan",
     "Calibration",
@@ -59,6 +61,7 @@ __all__ = [
     "SignalKind",
     "Watcher",
     "calibrate",
+    "calibrate_bernoulli",
     "calibrate_bootstrap",
     "calibrate_categorical",
     "cusum_first_alarms",

@@ -14,21 +14,25 @@ signal, so the threshold ``h`` that gives an in-control average run length ``ARL
   simulation to about 1 %, see tests).
 * **h for a target**: Siegmund's approximation seeds a secant search on ``log ARL(h)``
   (nearly linear in h), 4-6 chain solves.
-* **A reference estimated from n values** is not the truth: its cell masses are off by
-  O(1/sqrt(n)) and the scores are only nearly N(0, 1). The calibration draws plausible true
-  cell masses (a Dirichlet posterior for a given reference; the learning procedure itself for
-  a detector that learns its reference) and averages the chain's ARL over those draws, so
-  the *expected* ARL0 over reference samples hits the target (that expectation is what a
-  self-learning detector shows over its successive references, and what a benchmark of fresh
-  detectors measures). ``conditional_arl0`` reports
-  the spread (10/50/90 %) of the ARL0 of one fixed reference: with n = 2,000 values the
-  median is within ~5 % of the target at ARL0 10^4 (10-90 %: 0.73x-1.34x), with n = 100 it
-  is about 2x lower (0.1x-2.3x). Prefer references of thousands of values.
+* **A reference estimated from n values** (an anchored detector's profile) is not the truth:
+  its cell masses are off by O(1/sqrt(n)) and the scores are only nearly N(0, 1). The
+  calibration draws plausible true cell masses (the Dirichlet posterior of the counts) and
+  sets ``h`` so that the *alarm rate* averaged over those draws is ``1 / target``:
+  ``E[1/ARL0_r] = 1/target``. The alarm rate, not the run length, is what a fleet budget
+  counts (averaging run lengths instead would let ``E[1/ARL0_r]`` exceed ``1/E[ARL0_r]`` by
+  the Jensen factor ``E[r] E[1/r]``: 2.4 at ARL0 2.5e8 with 1,000 values). ``conditional_arl0``
+  reports the spread (10/50/90 %) of the ARL0 of the one fixed reference. Prefer references
+  of thousands of values.
+* **A reference learned by the detector itself** needs no correction: the self-learning
+  :class:`~detectors.cusum.CUSUMDetector` scores every value against all the values counted
+  before it (smoothed conformal p-values), which are exactly i.i.d. U(0, 1) while the stream
+  is i.i.d., so the exact table applies to it whatever it learned.
 * **Achieved ARL0, measured**: the threshold is then checked by simulation. Importance
   sampling on the CUSUM's regeneration cycles (Siegmund 1976: exponential tilting, likelihood
   ratio ``exp(-2k S)`` bounded by ``exp(-2kh)``) gives the one-sided ARL with a 95 % interval
   of about +-1 % in ~0.05 s at any target; the estimated-reference factor comes from the same
-  posterior draws as above (its own Monte Carlo interval is folded into the CI).
+  posterior draws as above (its own Monte Carlo interval is folded into the CI): the achieved
+  ARL0 of an anchored calibration is the reciprocal of its expected alarm rate.
 
 :func:`calibrate_bootstrap` calibrates a CUSUM on *raw* standardised values instead, by
 importance-sampled bootstrap of the reference sample (for comparison: it is exact for the
@@ -61,7 +65,6 @@ from scipy.linalg import solve_toeplitz
 __all__ = [
     "Calibration",
     "arl",
-    "arl0_for_fleet_rate",
     "calibrate",
     "calibrate_bootstrap",
     "cusum_first_alarms",
@@ -76,7 +79,10 @@ SCALE = 2.0**32
 _MAX_ABS_SCORE = 1e4  # |z| bound for the fixed-point kernel (no int64 overflow in a chunk)
 _CHUNK = 4096
 _STEP = 0.05  # Markov-chain state width (score units), before Richardson extrapolation
-_COARSE_STEP = 0.1  # state width for the batched reference-draw chains
+_COARSE_STEP = 0.1  # state width for the batched reference-draw chains ...
+_COARSE_STATES = 240  # ... and at most this many states (wider beyond h = 24)
+_ARL_CEILING = 1e15  # chain ARLs past this are numerically meaningless
+_MAX_EXTRA_H = 8.0  # cap on how far a small reference may raise h (about e^8 in ARL0)
 _SQRT2 = math.sqrt(2.0)
 _erfc = np.frompyfunc(math.erfc, 1, 1)
 
@@ -207,7 +213,7 @@ def _arl_toeplitz(hi: FloatArray, lo: FloatArray, n: int) -> FloatArray:
     ``P[i, j] = g[j - i]`` for ``j >= 1`` (``g`` the cell masses of one step) while column 0
     holds the mass of ``S <= w/2``; so ``I - P = T + u e0'`` with ``T`` Toeplitz. Two Levinson
     solves of ``T`` (``scipy.linalg.solve_toeplitz``) and Sherman-Morrison give the ARL from
-    state 0; agrees with the dense solve to ~1e-6 relative up to ARL ~1e10 (tests), 100x
+    state 0; agrees with the dense solve to ~1e-6 relative up to ARL ~1e12 (tests), 100x
     faster at the n of large targets (h = 40: n = 1,600).
     """
     g = hi - lo  # g[(j - i) + (n - 1)]
@@ -216,14 +222,21 @@ def _arl_toeplitz(hi: FloatArray, lo: FloatArray, n: int) -> FloatArray:
     col[0] += 1.0
     row = -g[(n - 1) + i]
     row[0] += 1.0
-    u = g[(n - 1) - i] - hi[(n - 1) - i]
+    # Sherman-Morrison: ARL(0) = x0 / (1 + e0' T^-1 u) with T x = 1. The denominator is
+    # ~1/ARL: computed as e0' T^-1 (T e0 + u) = e0' T^-1 (e0 - hi_rev), it avoids the
+    # cancellation of 1 + y0 (y0 ~ -1), which lost all digits beyond ARL ~1e9
+    rhs = -hi[(n - 1) - i]
+    rhs[0] += 1.0
     with np.errstate(all="ignore"):
         x = solve_toeplitz((col, row), np.ones(n))
-        y = solve_toeplitz((col, row), u)
-        denom = 1.0 + y[0]
-        out = x[0] - y[0] * x[0] / denom if abs(denom) > 1e-9 else math.nan
+        denom = solve_toeplitz((col, row), rhs)[0]
+        out = x[0] / denom if denom > 0 else math.nan
     if math.isfinite(out) and out > 0:
         return np.asarray(out, dtype=np.float64)
+    if np.isfinite(x).all() and abs(denom) < 1e-14 * abs(x[0]):
+        # Levinson went through; only 1/ARL is below the solve's resolution (ARL > ~1e15):
+        # a dense solve would not resolve it either
+        return np.asarray(math.inf, dtype=np.float64)
     # Levinson needs nonsingular leading minors; when a distribution breaks that (rare:
     # a near-degenerate distorted reference), solve this one chain densely
     p = g[(i[None, :] - i[:, None]) + (n - 1)]
@@ -237,7 +250,7 @@ def _arl_one_sided(
     """Chain ARL: ``fine`` extrapolates two grids (relative error ~1e-6); otherwise one coarse
     grid (~1 %, errors that cancel in ratios of ARLs computed on the same grid)."""
     if not fine:
-        return _arl_chain(cdf, k, h, max(24, math.ceil(h / _COARSE_STEP)))
+        return _arl_chain(cdf, k, h, max(24, min(_COARSE_STATES, math.ceil(h / _COARSE_STEP))))
     n = max(24, math.ceil(h / _STEP))
     coarse = _arl_chain(cdf, k, h, n)
     finer = _arl_chain(cdf, k, h, 2 * n)
@@ -307,24 +320,6 @@ def _draws_for_counts(
     return np.broadcast_to(nominal, (draws, cells)), true
 
 
-def _draws_for_learning(
-    n: int, edges: int, draws: int, rng: np.random.Generator
-) -> tuple[FloatArray, FloatArray]:
-    """The self-learning procedure of CUSUMDetector, replayed on uniforms.
-
-    The first ``m = min(edges, n)`` values fix the cut points (true cell masses: spacings of
-    ``m`` uniforms); all ``n`` values are counted into the cells; masses are smoothed counts.
-    """
-    m = min(edges, n)
-    cells = m + 1
-    true = rng.gamma(np.ones((draws, cells)))
-    true /= true.sum(axis=1, keepdims=True)
-    counts = rng.multinomial(n - m, true).astype(np.float64)
-    counts[:, :m] += 1.0  # each edge value lies in its own right-closed cell
-    nominal = (counts + 1.0 / cells) / (n + 1.0)
-    return nominal, true
-
-
 def _distorted_cdfs(
     nominal: FloatArray, true: FloatArray
 ) -> tuple[Callable[[FloatArray], FloatArray], Callable[[FloatArray], FloatArray]]:
@@ -348,11 +343,43 @@ def _distorted_cdfs(
     return up, down
 
 
+class _Linearised:
+    """Each reference draw's log ratio, linear in h around ``at``, and log ARL_exact(h) as
+    the line through ``exact`` (its value at ``h0`` and its slope per unit of h)."""
+
+    def __init__(
+        self,
+        nominal: FloatArray,
+        true: FloatArray,
+        k: float,
+        at: float,
+        exact: tuple[float, float, float],
+    ) -> None:
+        self.at = at
+        self.log_r = np.log(_factor(nominal, true, k, at)[0])
+        self.slope_r = np.log(_factor(nominal, true, k, at + 1.0)[0]) - self.log_r
+        self.h0, self.le, self.slope_e = exact
+
+    def log_exact(self, h: float) -> float:
+        return self.le + self.slope_e * (h - self.h0)
+
+    def ratios(self, h: float) -> FloatArray:
+        return np.asarray(np.exp(self.log_r + self.slope_r * (h - self.at)))
+
+    def log_arl0(self, h: float) -> float:
+        """log of 1 / (the alarm rate averaged over the draws)."""
+        return self.log_exact(h) - float(np.log(np.mean(1.0 / self.ratios(h))))
+
+
 def _factor(nominal: FloatArray, true: FloatArray, k: float, h: float) -> tuple[FloatArray, float]:
     """ARL0 of each drawn reference, relative to exact scores (same coarse chain)."""
     up, down = _distorted_cdfs(nominal, true)
+    # beyond ~1e15 the chain's solve loses its digits (even its sign): such a side is
+    # practically never alarming, take 1e15
     a = _arl_one_sided(up, k, h, fine=False)
     b = _arl_one_sided(down, k, h, fine=False)
+    a = np.where((a > 0) & (a < _ARL_CEILING), a, _ARL_CEILING)
+    b = np.where((b > 0) & (b < _ARL_CEILING), b, _ARL_CEILING)
     exact = float(_arl_one_sided(_phi, k, h, fine=False)) / 2.0
     return 1.0 / (1.0 / a + 1.0 / b) / exact, exact
 
@@ -472,37 +499,33 @@ def calibrate(
     k: float = 0.5,
     *,
     counts: Sequence[int] | None = None,
-    learn: int | None = None,
-    learn_edges: int = 63,
     draws: int = 256,
     cycles: int = 100_000,
     seed: int = 0,
 ) -> Calibration:
     """Threshold ``h`` of a two-sided CUSUM on normal scores for a target ARL0 (cached).
 
-    * no ``counts`` / ``learn``: the reference is exact (scores exactly N(0, 1));
+    * no ``counts``: the scores are exactly N(0, 1) (a self-learning detector, or a known
+      reference);
     * ``counts``: the cell counts of a :class:`~detectors.reference.Reference` (anchored
-      detector); the expected ARL0 over the reference's estimation error hits the target;
-    * ``learn=n``: a detector that learns its reference from ``n`` observations
-      (cut points from the first ``learn_edges``), same expectation.
+      detector); the false-alarm rate averaged over the reference's estimation error is
+      ``1 / target_arl0``.
 
     ``draws`` reference draws and ``cycles`` simulated regeneration cycles set the Monte Carlo
     precision; ``seed`` makes it reproducible.
 
-    >>> exact, learned = calibrate(10_000), calibrate(10_000, learn=500)
-    >>> learned.threshold > exact.threshold, learned.reference_size
-    (True, 500)
-    >>> p10, p50, p90 = learned.conditional_arl0
-    >>> p10 < p50 < 10_000 < p90
+    >>> exact, anchored = calibrate(10_000), calibrate(10_000, counts=[8] * 64)
+    >>> anchored.threshold > exact.threshold, anchored.reference_size
+    (True, 512)
+    >>> p10, p50, p90 = anchored.conditional_arl0
+    >>> p10 < p50 < p90 and p10 < 10_000 < p90
     True
     """
     _validate(target_arl0, k)
-    if counts is not None and learn is not None:
-        raise ValueError("give counts (a fixed reference) or learn (a learned one), not both")
-    if learn is not None and learn < 2:
-        raise ValueError(f"learn must be >= 2, got {learn}")
     key_counts = tuple(int(c) for c in counts) if counts is not None else None
-    key = (float(target_arl0), float(k), key_counts, learn, learn_edges, draws, cycles, seed)
+    if key_counts is not None and (sum(key_counts) < 1 or min(key_counts) < 0):
+        raise ValueError("counts must be >= 0 with a positive total")
+    key = (float(target_arl0), float(k), key_counts, draws, cycles, seed)
     hit = _KNOWN.get(key)
     if hit is not None:
         return hit
@@ -511,45 +534,7 @@ def calibrate(
     return cal
 
 
-@lru_cache(maxsize=256)
-def _jensen(target_arl0: float, k: float, learn: int, learn_edges: int, seed: int) -> float:
-    """``E[r] E[1/r]`` over learned references, ``r`` the ARL0 of one reference."""
-    cal = calibrate(target_arl0, k, learn=learn, learn_edges=learn_edges, seed=seed)
-    nominal, true = _draws_for_learning(learn, learn_edges, 256, np.random.default_rng(seed + 1))
-    r, _ = _factor(nominal, true, k, cal.threshold)
-    return float(r.mean() * (1.0 / r).mean())
-
-
-def arl0_for_fleet_rate(
-    rate_arl0: float, k: float, *, learn: int, learn_edges: int = 63, seed: int = 0
-) -> float:
-    """The ARL0 to calibrate a self-learning CUSUM to, so that its false-alarm *rate* is
-    ``1 / rate_arl0``.
-
-    :func:`calibrate` sets the expected *run length* over learned references to the target.
-    A fleet budget counts alarms: over a horizon much shorter than the ARL0 each stream
-    keeps its first reference, and the expected count is ``T E[1/ARL0_r]`` — larger than
-    ``T / E[ARL0_r]`` (Jensen) by the factor ``E[r] E[1/r]``, which grows with the target and
-    as ``k`` shrinks (measured: 1.14 at ARL0 1e4 to 2.4 at 2.5e8 with k 0.5 and 1,000
-    learning observations; 1.15 to 5.0 with k 0.25). The returned ARL0 is ``rate_arl0``
-    times that factor (solved by fixed point), so the fleet's false-alarm count meets the
-    budget while each detector's own mean run length is longer.
-
-    >>> a = arl0_for_fleet_rate(1e5, 0.5, learn=1000)
-    >>> 1.1e5 < a < 1.6e5
-    True
-    """
-    target = rate_arl0
-    for _ in range(4):
-        nxt = rate_arl0 * _jensen(float(f"{target:.3g}"), k, learn, learn_edges, seed)
-        nxt = min(nxt, 1e12)
-        if abs(nxt / target - 1.0) < 0.01:
-            return float(f"{nxt:.3g}")
-        target = nxt
-    return float(f"{target:.3g}")
-
-
-CalibrationKey = tuple[float, float, tuple[int, ...] | None, int | None, int, int, int, int]
+CalibrationKey = tuple[float, float, tuple[int, ...] | None, int, int, int]
 _KNOWN: dict[CalibrationKey, Calibration] = {}
 
 
@@ -569,8 +554,6 @@ def _calibrate(
     target: float,
     k: float,
     counts: tuple[int, ...] | None,
-    learn: int | None,
-    learn_edges: int,
     draws: int,
     cycles: int,
     seed: int,
@@ -581,7 +564,7 @@ def _calibrate(
         target,
         _siegmund_h(target, k),
     )
-    if counts is None and learn is None:
+    if counts is None:
         arl_sim, rel = _simulate_normal(h_exact, k, cycles, seed)
         return Calibration(
             target_arl0=target,
@@ -593,36 +576,35 @@ def _calibrate(
             method=_METHOD,
         )
     rng = np.random.default_rng(seed)
-    if counts is not None:
-        nominal, true = _draws_for_counts(counts, draws, rng)
-        size = sum(counts)
-    else:
-        assert learn is not None
-        nominal, true = _draws_for_learning(learn, learn_edges, draws, rng)
-        size = learn
-    # E[ARL0](h) = ARL_exact(h) * mean_r ratio_r(h). Each draw's log ratio varies slowly and
-    # smoothly with h: take it at two thresholds (same draws), interpolate linearly.
-    h1, h2 = h_exact, h_exact + 1.0
-    log_r1 = np.log(_factor(nominal, true, k, h1)[0])
-    log_r2 = np.log(_factor(nominal, true, k, h2)[0])
-
-    def ratios_at(x: float) -> FloatArray:
-        return np.exp(log_r1 + (log_r2 - log_r1) * (x - h1) / (h2 - h1))
-
-    h = _solve_h(
-        lambda x: (
-            math.log(float(_arl_one_sided(_phi, k, x)) / 2.0) + math.log(float(ratios_at(x).mean()))
-        ),
-        target,
-        h_exact,
-    )
-    ratios = ratios_at(h)
-    factor = float(ratios.mean())
-    factor_rel = float(ratios.std()) / factor / math.sqrt(ratios.size)
+    nominal, true = _draws_for_counts(counts, draws, rng)
+    size = sum(counts)
+    # alarm rate E[1/ARL0_r](h) = mean_r (1 / ratio_r(h)) / ARL_exact(h). log ARL_exact and
+    # each draw's log ratio are smooth and nearly linear in h: take them at two thresholds
+    # (same draws), solve on the linear interpolation, and re-linearise around the solution
+    # until it settles. A small reference may ask for a huge h (a draw far off the nominal
+    # masses barely slows down with h): h is capped at h_exact + _MAX_EXTRA_H, and the
+    # achieved ARL0 then says the target is not met.
+    h_cap = h_exact + _MAX_EXTRA_H
+    # log ARL_exact is linear in h to a few 1e-3 beyond h_exact (Siegmund: slope ~2k), and
+    # the chain itself loses its digits past ARL ~1e12: take the line at h_exact
+    le = math.log(target)
+    exact = (h_exact, le, math.log(float(_arl_one_sided(_phi, k, h_exact + 1.0)) / 2.0) - le)
+    h = h_exact
+    for _ in range(4):
+        lin = _Linearised(nominal, true, k, h, exact)
+        h_new = min(_solve_h(lin.log_arl0, target, h), h_cap)
+        settled = abs(h_new - h) < 0.05 or h == h_cap
+        h = h_new
+        if settled:
+            break
+    ratios = lin.ratios(h)
+    rates = 1.0 / ratios
+    factor = 1.0 / float(rates.mean())
+    factor_rel = float(rates.std()) * factor / math.sqrt(ratios.size)
     arl_sim, rel = _simulate_normal(h, k, cycles, seed)
     achieved = arl_sim * factor
     rel = math.hypot(rel, factor_rel)
-    exact_at_h = float(_arl_one_sided(_phi, k, h)) / 2.0
+    exact_at_h = math.exp(lin.log_exact(h))
     q10, q50, q90 = (float(v) for v in np.quantile(ratios * exact_at_h, [0.1, 0.5, 0.9]))
     return Calibration(
         target_arl0=target,

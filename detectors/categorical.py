@@ -66,7 +66,6 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -80,6 +79,8 @@ __all__ = [
     "CategoricalCalibration",
     "CategoricalDetector",
     "calibrate_categorical",
+    "known_categorical_calibrations",
+    "preload_categorical_calibrations",
     "window_cusum_threshold",
 ]
 
@@ -201,7 +202,28 @@ def calibrate_categorical(
         raise ValueError(f"learn must be >= 1 or None, got {learn}")
     if not 0.0 < k <= 3.0:
         raise ValueError(f"k must be in (0, 3], got {k}")
-    return _calibrate(_key_probs(probs), window, float(target_arl0), learn, k, refs, windows, seed)
+    key = (_key_probs(probs), window, float(target_arl0), learn, k, refs, windows, seed)
+    hit = _KNOWN.get(key)
+    if hit is None:
+        hit = _KNOWN[key] = _calibrate(*key)
+    return hit
+
+
+CategoricalKey = tuple[tuple[float, ...], int, float, int | None, float, int, int, int]
+_KNOWN: dict[CategoricalKey, CategoricalCalibration] = {}
+
+
+def known_categorical_calibrations() -> dict[CategoricalKey, CategoricalCalibration]:
+    """Every categorical calibration computed or preloaded in this process (for a
+    persistent cache, like :func:`detectors.calibration.known_calibrations`)."""
+    return dict(_KNOWN)
+
+
+def preload_categorical_calibrations(
+    entries: dict[CategoricalKey, CategoricalCalibration],
+) -> None:
+    """Seed the cache with calibrations computed earlier (loaded from disk by the monitor)."""
+    _KNOWN.update(entries)
 
 
 def window_cusum_threshold(null_scores: FloatArray, k: float, target_windows: float) -> float:
@@ -249,7 +271,6 @@ def window_cusum_threshold(null_scores: FloatArray, k: float, target_windows: fl
     return h0 if r == 1 else _solve_increasing(log_arl, goal, h0 * 1.1, 1.25)
 
 
-@lru_cache(maxsize=4096)
 def _calibrate(
     probs: tuple[float, ...],
     window: int,

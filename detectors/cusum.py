@@ -11,9 +11,11 @@ reference value ``k`` (in score sigmas) watches the scores:
 number of observations between false alarms), so every detector of every signal has the same,
 known false-alarm rate, and a fleet budget (:mod:`detectors.budget`) can split a global one.
 Why a CUSUM: for a shift of the mean it is optimal (Moustakides 1986: least worst-case delay
-at a given ARL0); ``k = 0.5`` is tuned for shifts of about one sigma and stays within ~1.6x of
-the best delay from 0.5 to 2 sigma. A shift of the scores smaller than ``k`` is caught only
-slowly: choose ``k`` about half the smallest shift that matters.
+at a given ARL0). ``k`` is half the shift it is tuned for; the default ``k = 0.3`` keeps the
+delay within ~1.3x of the best possible for shifts from 0.5 to 1 sigma (measured in
+``docs/benchmarks/detection.md``; ``k = 0.5`` is best at 1 sigma but ~2x slower at 0.5
+sigma). A shift of the scores much smaller than ``k`` is caught only slowly: choose ``k``
+about half the smallest shift that matters.
 
 **Rates (0/1 signals).** Normal scores make a rate change from ``p0`` to ``p1`` a score shift
 of only ``phi(Phi^-1(1 - p0)) (p1 - p0) / (p0 (1 - p0))`` sigmas: doubling a 5 % error rate is
@@ -26,16 +28,22 @@ Two modes:
 * **anchored** (``reference`` given): the stream is tested against that reference forever
   (the validated baseline). After an alarm the sums restart from 0; a stream that stays off
   the reference keeps alarming, at most once per ``warmup + confirm`` observations.
-* **self-learned** (no reference): the detector learns its reference from its first
-  ``warmup`` observations, and again from the post-change data after each confirmed
-  detection (change detection against its own recent past). The cut points come from the
-  first ``cells - 1`` learning values and every learning value is counted, so the state stays
-  small however long the learning window; the calibration accounts for the estimation error
-  of a learned reference (see :mod:`detectors.calibration`): use ``warmup`` >= 1,000.
+* **self-learned** (no reference): the detector learns cut points from its first values
+  (``min(cells - 1, warmup // 2)`` of them) and counts every later value into those cells;
+  it starts testing after ``warmup`` values, and learns anew from the post-change data after
+  each confirmed detection (change detection against its own past). It is *self-starting*
+  (Hawkins 1987, here distribution-free): each value is scored against all the values
+  counted before it, ``u = (#below + v (#same + 1)) / (m + 1)``, and then counted. These
+  are smoothed conformal p-values, exactly i.i.d. U(0, 1) while the stream is i.i.d. (Vovk,
+  Nouretdinov & Gammerman 2003), so the exact threshold gives the target ARL0 whatever
+  reference the detector happened to learn: no correction for estimation error, and no
+  spread of false-alarm rates across a fleet of detectors. The price: values after a change
+  join the reference too, which slows detection by a few per cent (the change is a small
+  share of the values counted when it is caught).
 
-State: the two sums (integers: fixed point, 2**-32 of a score unit), the reference in force
-(``cells - 1`` floats and ``cells`` counts), the base summary: about 1.1 KiB pickled with 64
-cells. Randomness: the ``t``-th observation's uniform is a hash of ``(seed, t)``
+State: the two sums (integers: fixed point, 2**-32 of a score unit), the cut points and
+counts (``cells - 1`` floats and ``cells`` integers), the base summary: about 1.1 KiB pickled
+with 64 cells. Randomness: the ``t``-th observation's uniform is a hash of ``(seed, t)``
 (:func:`detectors.reference.counter_uniforms`), never the global RNG; give every stream its
 own ``seed`` so that streams with identical discrete data do not share their randomization.
 
@@ -43,10 +51,10 @@ own ``seed`` so that streams with identical discrete data do not share their ran
 >>> rng = np.random.default_rng(5)
 >>> latency = rng.lognormal(4.0, 0.6, size=8000)  # ms, skewed
 >>> latency[5000:] *= 1.5  # a 50 % slowdown at t = 5000
->>> det = CUSUMDetector(target_arl0=10_000, warmup=1000)
+>>> det = CUSUMDetector(target_arl0=100_000, warmup=1000)
 >>> changes = det.update_many(latency, tags=list(range(latency.size)))
 >>> [(c.tag, round(c.effect, 1)) for c in changes]
-[(5039, 0.6)]
+[(5040, 0.5)]
 """
 
 from __future__ import annotations
@@ -69,12 +77,20 @@ from detectors.calibration import (
     lindley,
     threshold_fixed,
 )
-from detectors.reference import Reference, counter_uniform, counter_uniforms
+from detectors.reference import (
+    _ONE_BELOW,
+    Reference,
+    counter_uniform,
+    counter_uniforms,
+    normal_quantile,
+    normal_quantiles,
+)
 
 __all__ = ["CUSUMDetector", "cusum_first_alarms"]
 
 _FIRST_BLOCK = 256
 _MAX_BLOCK = 65_536
+_MAX_COUNTED_BLOCK = 8_192  # self-starting blocks build a (block x cells) table
 
 
 @register
@@ -87,13 +103,15 @@ class CUSUMDetector(Detector):
         Expected number of observations between false alarms with no change (10 .. 1e12).
     k
         Reference value in score sigmas (half the shift it is tuned for), in (0, 3].
+        Default 0.3: tuned for shifts of 0.5 to 1 sigma.
     reference
         Anchor: test against this reference forever. ``None``: learn it from the first
-        ``warmup`` observations and re-learn after each detection.
+        ``warmup`` observations, keep counting every value into it, and re-learn after each
+        detection.
     seed
         Key of the detector's uniforms (randomized PIT).
     cells
-        Quantile cells of a learned reference (2 .. 128).
+        Cells of a learned reference (2 .. 128).
     warmup
         Observations before a detection may be reported; also the learning window of a
         self-learned reference. Default: 1,000 self-learned, 100 anchored.
@@ -112,7 +130,7 @@ class CUSUMDetector(Detector):
     def __init__(
         self,
         target_arl0: float = 10_000,
-        k: float = 0.5,
+        k: float = 0.3,
         reference: Reference | None = None,
         seed: int = 0,
         cells: int = 64,
@@ -148,7 +166,6 @@ class CUSUMDetector(Detector):
         self._hh = threshold_fixed(self._h)
         self._sp = 0
         self._sm = 0
-        self._ref: Reference | None = reference
         self._restart_learning()
 
     # -- public read-outs ----------------------------------------------------------------
@@ -158,7 +175,7 @@ class CUSUMDetector(Detector):
         """How the threshold was set (cached per reference size/counts and target)."""
         if self.reference is not None:
             return calibrate(self.target_arl0, self.k, counts=self.reference.counts)
-        return calibrate(self.target_arl0, self.k, learn=self.warmup, learn_edges=self.cells - 1)
+        return calibrate(self.target_arl0, self.k)  # self-starting scores: exactly N(0, 1)
 
     @property
     def threshold(self) -> float:
@@ -167,8 +184,14 @@ class CUSUMDetector(Detector):
 
     @property
     def reference_in_force(self) -> Reference | None:
-        """The anchor, or the learned reference (``None`` while learning)."""
-        return self._ref
+        """The anchor, or the learned reference: the cut points and every value counted since
+        the last detection (``None`` while learning)."""
+        if self.reference is not None:
+            return self.reference
+        if self._edges is None or self._learned < self.warmup or self._m < 1:
+            return None
+        std = math.sqrt(self._m2 / (self._n - 1)) if self._n > 1 else 0.0
+        return Reference(self._edges, self._counts, self._mean, std)
 
     # -- the change test -----------------------------------------------------------------
 
@@ -179,11 +202,14 @@ class CUSUMDetector(Detector):
         return super().update(x, tag)
 
     def _test(self, x: float) -> bool:
-        ref = self._ref
-        if ref is None:
+        v = counter_uniform(self.seed, self._n_total)
+        if self.reference is not None:
+            z = self.reference.score(x, v)
+        elif self._edges is None or self._learned < self.warmup:
             self._learn(x)
             return False
-        z = ref.score(x, counter_uniform(self.seed, self._n_total))
+        else:
+            z = self._self_starting_score(x, v)
         self._sp = max(0, self._sp + math.floor((z - self.k) * SCALE + 0.5))
         self._sm = max(0, self._sm + math.floor((-z - self.k) * SCALE + 0.5))
         fired = self._sp >= self._hh or self._sm >= self._hh
@@ -192,9 +218,20 @@ class CUSUMDetector(Detector):
         if fired and self._pending is None and self._n > self.warmup:
             self._sp = self._sm = 0
             if self.reference is None:
-                self._ref = None
                 self._restart_learning()
         return fired
+
+    def _self_starting_score(self, x: float, v: float) -> float:
+        """Conformal normal score of ``x`` against every counted value before it, then count
+        it: ``u = (#below + v (#same + 1)) / (m + 1)`` is exactly U(0, 1), independently of
+        all earlier scores, while the stream is i.i.d. (smoothed conformal p-values)."""
+        assert self._edges is not None
+        c = bisect_left(self._edges, x)
+        counts = self._counts
+        u = (sum(counts[:c]) + v * (counts[c] + 1)) / (self._m + 1)
+        counts[c] += 1
+        self._m += 1
+        return normal_quantile(u if u < _ONE_BELOW else _ONE_BELOW)
 
     def _statistic(self) -> float:
         return max(self._sp, self._sm) / SCALE
@@ -208,31 +245,25 @@ class CUSUMDetector(Detector):
         self._buf: list[float] = []
         self._edges: list[float] | None = None
         self._counts: list[int] = []
+        self._m = 0
         self._learned = 0
 
     def _fix_edges(self) -> None:
-        edges = sorted(set(self._buf))
-        counts = [0] * (len(edges) + 1)
-        for v in self._buf:
-            counts[bisect_left(edges, v)] += 1
-        self._edges, self._counts, self._buf = edges, counts, []
+        # the cut points' own values are not counted: the values counted after them are
+        # i.i.d. given the cut points, which is what makes the conformal scores exact
+        self._edges = sorted(set(self._buf))
+        self._counts = [0] * (len(self._edges) + 1)
+        self._buf = []
 
     def _learn(self, x: float) -> None:
         if self._edges is None:
             self._buf.append(x)
-            if len(self._buf) >= min(self.cells - 1, self.warmup):
+            if len(self._buf) >= self._cut_values:
                 self._fix_edges()
         else:
             self._counts[bisect_left(self._edges, x)] += 1
+            self._m += 1
         self._learned += 1
-        if self._learned >= self.warmup:
-            self._finish_learning()
-
-    def _finish_learning(self) -> None:
-        assert self._edges is not None
-        std = math.sqrt(self._m2 / (self._n - 1)) if self._n > 1 else 0.0
-        self._ref = Reference(self._edges, self._counts, self._mean, std)
-        self._restart_learning()
 
     # -- vectorised path -----------------------------------------------------------------
 
@@ -252,7 +283,7 @@ class CUSUMDetector(Detector):
         >>> one = [c for i, x in enumerate(data) if (c := a.update(float(x), i))]
         >>> many = b.update_many(data, tags=list(range(data.size)))
         >>> one == many, a.state() == b.state(), [c.tag for c in many]
-        (True, True, [12017])
+        (True, True, [12023])
         """
         arr = np.asarray(xs, dtype=np.float64)
         if arr.ndim != 1:
@@ -272,17 +303,19 @@ class CUSUMDetector(Detector):
                     if c is not None:
                         changes.append(c)
                 i = j
-            elif self._ref is None:  # learning: never fires
+            elif self._learning:  # learning: never fires
                 j = min(size, i + self.warmup - self._learned)
                 self._absorb(vals, i, j)
                 self._learn_many(arr[i:j], vals, i)
                 i = j
             else:
                 j = min(size, i + block)
-                quiet, sp, sm = self._scan(arr[i:j])
+                quiet, sp, sm, cells = self._scan(arr[i:j])
                 if quiet:
                     self._absorb(vals, i, i + quiet)
                     self._sp, self._sm = sp, sm
+                    if cells is not None:
+                        self._count(cells[:quiet])
                 if i + quiet < j:  # an alarm candidate: let update() decide
                     c = self.update(vals[i + quiet], None if tags is None else tags[i + quiet])
                     if c is not None:
@@ -291,21 +324,65 @@ class CUSUMDetector(Detector):
                     # once: scan short blocks until it is accepted and restarts
                     i, block = i + quiet + 1, _FIRST_BLOCK if quiet else 8
                 else:
-                    i, block = j, min(2 * block, _MAX_BLOCK)
+                    top = _MAX_BLOCK if self.reference is not None else _MAX_COUNTED_BLOCK
+                    i, block = j, min(2 * block, top)
         return changes
 
-    def _scan(self, x: npt.NDArray[np.float64]) -> tuple[int, int, int]:
-        """Length of the quiet prefix of ``x`` (no sum reaches h) and the sums after it."""
-        assert self._ref is not None
-        z = self._ref.scores(x, counter_uniforms(self.seed, self._n_total + 1, x.size))
+    @property
+    def _cut_values(self) -> int:
+        """Learning values that set the cut points (not counted): at most half the window."""
+        return min(self.cells - 1, self.warmup // 2)
+
+    @property
+    def _learning(self) -> bool:
+        return self.reference is None and (self._edges is None or self._learned < self.warmup)
+
+    def _scan(
+        self, x: npt.NDArray[np.float64]
+    ) -> tuple[int, int, int, npt.NDArray[np.intp] | None]:
+        """Length of the quiet prefix of ``x`` (no sum reaches h), the sums after it, and
+        (self-learned) the cells of ``x``, to count the quiet prefix."""
+        v = counter_uniforms(self.seed, self._n_total + 1, x.size)
+        cells = None
+        if self.reference is not None:
+            z = self.reference.scores(x, v)
+        else:
+            z, cells = self._self_starting_scores(x, v)
         up, down = fixed_increments(z, self.k)
         a = lindley(self._sp, up)
         b = lindley(self._sm, down)
         hit = (a >= self._hh) | (b >= self._hh)
         quiet = int(hit.argmax()) if hit.any() else x.size
         if quiet == 0:
-            return 0, self._sp, self._sm
-        return quiet, int(a[quiet - 1]), int(b[quiet - 1])
+            return 0, self._sp, self._sm, cells
+        return quiet, int(a[quiet - 1]), int(b[quiet - 1]), cells
+
+    def _self_starting_scores(
+        self, x: npt.NDArray[np.float64], v: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.intp]]:
+        """Vectorised :meth:`_self_starting_score` over a block (counts not updated): the
+        values of the block before each one are counted by a cumulative one-hot table."""
+        assert self._edges is not None
+        size, ncells = x.size, len(self._counts)
+        cells = np.searchsorted(np.asarray(self._edges), x, side="left")
+        rows = np.arange(size)
+        seen = np.zeros((size, ncells), dtype=np.int32)
+        seen[rows, cells] = 1
+        np.cumsum(seen, axis=0, out=seen)  # values of the block up to and including row t
+        same = seen[rows, cells] - 1  # ... before t, in t's cell
+        np.cumsum(seen, axis=1, out=seen)  # ... up to t, in cells <= j
+        below = np.where(cells > 0, seen[rows, np.maximum(cells - 1, 0)], 0)
+        base = np.asarray(self._counts, dtype=np.int64)
+        base_below = np.concatenate(([0], np.cumsum(base)))
+        below = base_below[cells] + below
+        same = base[cells] + same
+        u = (below + v * (same + 1)) / (self._m + 1 + rows)
+        return normal_quantiles(np.minimum(u, _ONE_BELOW)), cells
+
+    def _count(self, cells: npt.NDArray[np.intp]) -> None:
+        add = np.bincount(cells, minlength=len(self._counts)).tolist()
+        self._counts = [a + b for a, b in zip(self._counts, add, strict=True)]
+        self._m += int(cells.size)
 
     def _absorb(self, vals: list[float], i: int, j: int) -> None:
         """Base bookkeeping of observations ``i .. j-1`` that neither fire nor confirm."""
@@ -322,18 +399,14 @@ class CUSUMDetector(Detector):
     def _learn_many(self, x: npt.NDArray[np.float64], vals: list[float], i: int) -> None:
         start = 0
         if self._edges is None:
-            start = min(x.size, min(self.cells - 1, self.warmup) - len(self._buf))
+            start = min(x.size, self._cut_values - len(self._buf))
             self._buf.extend(vals[i : i + start])
-            if len(self._buf) >= min(self.cells - 1, self.warmup):
+            if len(self._buf) >= self._cut_values:
                 self._fix_edges()
         if start < x.size:
             assert self._edges is not None
-            cell = np.searchsorted(np.asarray(self._edges), x[start:], side="left")
-            add = np.bincount(cell, minlength=len(self._counts)).tolist()
-            self._counts = [a + b for a, b in zip(self._counts, add, strict=True)]
+            self._count(np.searchsorted(np.asarray(self._edges), x[start:], side="left"))
         self._learned += x.size
-        if self._learned >= self.warmup:
-            self._finish_learning()
 
     def _params(self) -> dict[str, Any]:
         return {

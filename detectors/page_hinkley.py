@@ -45,7 +45,7 @@ class PageHinkleyDetector(Detector):
         if mode not in ("up", "down", "both"):
             raise ValueError(f"mode must be 'up', 'down' or 'both', got {mode!r}")
         self.threshold = threshold
-        self.delta_ = delta
+        self.delta = delta
         self.alpha = alpha
         self.min_instances = min_instances
         self.mode = mode

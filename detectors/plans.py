@@ -2,8 +2,11 @@
 
 For every numeric or rate signal of every segment:
 
-* a :class:`~detectors.cusum.CUSUMDetector` against the segment's **own past** (it learns its
-  reference from its first ``warmup`` observations and re-learns after each detection);
+* a detector against the segment's **own past**: for numeric signals a
+  :class:`~detectors.cusum.CUSUMDetector` (normal scores, ``k``), for 0/1 rates a
+  :class:`~detectors.bernoulli.BernoulliCUSUMDetector` (a rise by ``rate_ratio``); both
+  learn from their first ``warmup`` observations, keep counting every value into their
+  reference (self-starting, exact ARL0) and learn anew after each detection;
 * when a reference profile is in force, a second CUSUM **anchored** to the validated
   baseline ("is this new context like the one we validated?"); its changes are reported
   with the profile's mean and spread as ``before`` / ``scale`` and the detector name
@@ -15,7 +18,7 @@ Categories (string features, the predicted class) are watched by whatever the
 the profile holds the signal's category counts, one anchored to them
 (``categorical@<profile>``), calibrated to the same ``target_arl0``.
 
-Rates (0/1 signals) use a smaller ``rate_k``: on normal scores a rate change is a small
+An anchored rate CUSUM uses a smaller ``rate_k``: on normal scores a rate change is a small
 shift, which a CUSUM tuned for smaller shifts catches sooner. Every detector is calibrated
 to the same ``target_arl0`` (from the fleet budget) and gets its own seed, a stable hash of
 its stream id, so discrete signals never share their randomisation.
@@ -43,6 +46,7 @@ from typing import Any
 
 from detectors.bank import SignalKind, Watcher
 from detectors.base import Change
+from detectors.bernoulli import BernoulliCUSUMDetector
 from detectors.categorical import CategoricalDetector
 from detectors.cusum import CUSUMDetector
 from detectors.reference import Reference
@@ -92,30 +96,28 @@ class Anchored:
 
 
 class CalibratedPlan:
-    """Own-past CUSUM (+ anchored CUSUM with a profile, + categorical detectors) per signal."""
+    """Per signal: an own-past detector (numeric: CUSUM on normal scores; 0/1 rates:
+    Bernoulli CUSUM for a rise), + an anchored CUSUM with a profile, + categorical and
+    multivariate detectors."""
 
     def __init__(
         self,
         target_arl0: float,
         *,
-        k: float = 0.5,
+        k: float = 0.3,
         rate_k: float = 0.25,
+        rate_ratio: float = 1.5,
         warmup: int = 1000,
         confirm: int = 30,
         references: dict[str, Reference] | None = None,
         profile: str | None = None,
         categorical: CategoricalFactory | None = None,
         multivariate: Callable[[str, int], Watcher] | None = None,
-        numeric_target_arl0: float | None = None,
-        rate_target_arl0: float | None = None,
     ) -> None:
         self.target_arl0 = target_arl0
-        # the own-past CUSUMs' targets (default ``target_arl0``): the monitor raises them so
-        # that their false-alarm *rate* meets the budget (calibration.arl0_for_fleet_rate)
-        self.numeric_target_arl0 = numeric_target_arl0 or target_arl0
-        self.rate_target_arl0 = rate_target_arl0 or target_arl0
         self.k = k
         self.rate_k = rate_k
+        self.rate_ratio = rate_ratio
         self.warmup = warmup
         self.confirm = confirm
         self.references = references or {}
@@ -123,6 +125,7 @@ class CalibratedPlan:
         self.categorical = categorical
         self.multivariate = multivariate
         CUSUMDetector(target_arl0, k, warmup=warmup, confirm=confirm)  # validate now
+        BernoulliCUSUMDetector(target_arl0, rate_ratio, warmup=max(warmup, 10), confirm=confirm)
 
     def watchers(self, signal: str, kind: SignalKind, stream: str = "") -> list[Watcher]:
         seed = stream_seed(stream or signal)
@@ -134,16 +137,20 @@ class CalibratedPlan:
             return self.categorical(signal, stream, seed)
         binary = kind is SignalKind.RATE
         k = self.rate_k if binary else self.k
-        out: list[Watcher] = [
-            CUSUMDetector(
-                self.rate_target_arl0 if binary else self.numeric_target_arl0,
-                k,
+        own: Watcher
+        if binary:  # a rising 0/1 rate: the Bernoulli likelihood-ratio CUSUM
+            own = BernoulliCUSUMDetector(
+                self.target_arl0,
+                self.rate_ratio,
                 seed=seed,
                 warmup=self.warmup,
                 confirm=self.confirm,
-                binary=binary,
             )
-        ]
+        else:
+            own = CUSUMDetector(
+                self.target_arl0, k, seed=seed, warmup=self.warmup, confirm=self.confirm
+            )
+        out: list[Watcher] = [own]
         ref = self.references.get(signal)
         if ref is not None:
             anchored = CUSUMDetector(

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from detectors import SignalKind, calibrate
-from detectors.calibration import arl0_for_fleet_rate
+from detectors.bernoulli import calibrate_bernoulli, grid_rate
 from monitor import __version__
 from monitor.config import Settings, load_settings
 from monitor.demo import LocalWebhook, demo_router
@@ -596,26 +596,30 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         target = det.target_arl0 if det.target_arl0 is not None else b.target_arl0
         target = float(f"{min(target, 1e12):.3g}")
         warmup = 1000 if det.warmup is None else max(det.warmup, 10)
-        own = {"numeric": arl0_for_fleet_rate(target, det.k, learn=warmup), "rate": target}
-        cals = {
-            name: calibrate(own[name], k, learn=warmup)
-            for name, k in (("numeric", det.k), ("rate", det.rate_k))
-        }
+        num = calibrate(target, det.k)
+        q = min(grid_rate(0.05), 0.5 / det.rate_ratio)
+        rate = calibrate_bernoulli(target, q, det.rate_ratio)
         body = {
             "mode": det.mode,
             "budget": b.describe(),
             "target_arl0": target,
             "calibration": {
-                name: {
-                    "k": c.k,
-                    "threshold": c.threshold,
-                    "achieved_arl0": c.achieved_arl0,
-                    "ci95": list(c.ci95),
-                    "seconds": round(c.seconds, 3),
-                    "learned_from": c.reference_size,
-                    "mean_run_length_target": own[name],
-                }
-                for name, c in cals.items()
+                "numeric": {
+                    "detector": "cusum",
+                    "k": num.k,
+                    "threshold": num.threshold,
+                    "achieved_arl0": num.achieved_arl0,
+                    "ci95": list(num.ci95),
+                    "seconds": round(num.seconds, 3),
+                },
+                "rate": {
+                    "detector": "bernoulli",
+                    "ratio": rate.ratio,
+                    "at_rate": rate.q,
+                    "threshold": rate.threshold * rate.unit,
+                    "achieved_arl0": rate.achieved_arl0,
+                    "seconds": round(rate.seconds, 3),
+                },
             },
         }
         if as_json:
@@ -632,16 +636,20 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             f"false alarms (mode: {det.mode})"
         )
         out.print(
-            f"own-past detectors learn their reference from {warmup:,} observations; numeric "
-            "ones are calibrated to the mean run length whose false-alarm rate, averaged over "
-            "the references they may learn, is 1/target:"
+            f"own-past detectors learn from {warmup:,} observations, then score each value "
+            "against every value counted since (self-starting: the target holds whatever "
+            "they learned):"
         )
-        for name, c in cals.items():
-            out.print(
-                f"  {name:<7} k={c.k:g}  mean run length {own[name]:.3g}  h={c.threshold:.3f}  "
-                f"achieved {c.achieved_arl0:.3g} (95% CI {c.ci95[0]:.3g} to {c.ci95[1]:.3g})  "
-                f"calibrated in {c.seconds:.2f}s"
-            )
+        out.print(
+            f"  numeric  CUSUM k={num.k:g}  h={num.threshold:.3f}  achieved "
+            f"{num.achieved_arl0:.3g} (95% CI {num.ci95[0]:.3g} to {num.ci95[1]:.3g})  "
+            f"calibrated in {num.seconds:.2f}s"
+        )
+        out.print(
+            f"  rate     Bernoulli CUSUM for p -> {rate.ratio:g} p, at p = {rate.q:.3g}: "
+            f"h={rate.threshold * rate.unit:.3f}  achieved {rate.achieved_arl0:.3g} (exact)  "
+            f"calibrated in {rate.seconds:.2f}s (per learned rate, cached)"
+        )
 
 
 routes_app = typer.Typer(help="The alert routing tree.", no_args_is_help=True)

@@ -164,12 +164,20 @@ class DetectionSettings(_Section):
         None, ge=10, description="Override the ARL0 the budget implies (per detector)."
     )
     k: float = Field(
-        0.5,
+        0.3,
         gt=0,
         le=3,
         description="CUSUM reference value, numeric signals (half the shift it is tuned for).",
     )
-    rate_k: float = Field(0.25, gt=0, le=3, description="CUSUM reference value, 0/1 rates.")
+    rate_k: float = Field(
+        0.25, gt=0, le=3, description="CUSUM reference value, 0/1 rates against a profile."
+    )
+    rate_ratio: float = Field(
+        1.5,
+        gt=1,
+        le=10,
+        description="Rise of a 0/1 rate the own-past Bernoulli CUSUM is tuned for (p -> r p).",
+    )
     budget: BudgetSettings = Field(default_factory=BudgetSettings)  # type: ignore[arg-type]
     warmup: int | None = Field(
         None,

@@ -30,11 +30,22 @@ from detectors import (
     SignalKind,
     Watcher,
 )
+from detectors.bernoulli import (
+    BernoulliCalibration,
+    calibrate_bernoulli,
+    grid_rate,
+    known_bernoulli_calibrations,
+    preload_bernoulli_calibrations,
+)
 from detectors.calibration import (
     Calibration,
-    arl0_for_fleet_rate,
     known_calibrations,
     preload_calibrations,
+)
+from detectors.categorical import (
+    CategoricalCalibration,
+    known_categorical_calibrations,
+    preload_categorical_calibrations,
 )
 from detectors.multivariate import MultivariateDetector
 from monitor.config import Settings
@@ -42,7 +53,14 @@ from monitor.errors import ConfigError
 from monitor.profiles import Profile
 from monitor.store import HistoryStore
 
-__all__ = ["build_plan", "calibration_cache_path", "fleet_budget", "segments_per_record"]
+__all__ = [
+    "build_plan",
+    "calibration_cache_path",
+    "fleet_budget",
+    "load_calibrations",
+    "save_calibrations",
+    "segments_per_record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,34 +68,49 @@ log = logging.getLogger(__name__)
 def calibration_cache_path() -> Path:
     """Where calibrations persist between runs (``$XDG_CACHE_HOME/driftgate``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "driftgate" / "calibrations-v1.json"
+    return Path(base) / "driftgate" / "calibrations-v2.json"
 
 
-def _load_cache() -> None:
+def load_calibrations() -> None:
+    """Preload the calibrations persisted by earlier runs (unreadable file: ignored)."""
     path = calibration_cache_path()
     try:
-        rows = json.loads(path.read_text())
-        entries = {}
-        for key, cal in rows:
+        doc = json.loads(path.read_text())
+        cusum, categorical = {}, {}
+        for key, cal in doc["cusum"]:
             k = (key[0], key[1], tuple(key[2]) if key[2] is not None else None, *key[3:])
             cal["ci95"] = tuple(cal["ci95"])
             if cal.get("conditional_arl0") is not None:
                 cal["conditional_arl0"] = tuple(cal["conditional_arl0"])
-            entries[k] = Calibration(**cal)
-        preload_calibrations(entries)
+            cusum[k] = Calibration(**cal)
+        for key, cal in doc["categorical"]:
+            cal["probs"] = tuple(cal["probs"])
+            categorical[(tuple(key[0]), *key[1:])] = CategoricalCalibration(**cal)
+        bernoulli = {tuple(key): BernoulliCalibration(**cal) for key, cal in doc["bernoulli"]}
+        preload_calibrations(cusum)
+        preload_categorical_calibrations(categorical)
+        preload_bernoulli_calibrations(bernoulli)
     except FileNotFoundError:
         return
     except (OSError, ValueError, TypeError, KeyError) as exc:
         log.debug("ignoring unreadable calibration cache %s: %s", path, exc)
 
 
-def _save_cache() -> None:
+def save_calibrations() -> None:
+    """Persist every CUSUM, categorical and Bernoulli calibration of this process."""
     path = calibration_cache_path()
     try:
-        rows = [[list(k), asdict(c)] for k, c in known_calibrations().items()]
+        doc = {
+            "cusum": [[list(k), asdict(c)] for k, c in known_calibrations().items()],
+            "categorical": [
+                [[list(k[0]), *k[1:]], asdict(c)]
+                for k, c in known_categorical_calibrations().items()
+            ],
+            "bernoulli": [[list(k), asdict(c)] for k, c in known_bernoulli_calibrations().items()],
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows))
+        tmp.write_text(json.dumps(doc))
         tmp.replace(path)
     except OSError as exc:
         log.debug("cannot write calibration cache %s: %s", path, exc)
@@ -165,7 +198,7 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
     budget = fleet_budget(settings, anchored=profile is not None)
     target = det.target_arl0 if det.target_arl0 is not None else budget.target_arl0
     target = float(f"{min(target, 1e12):.3g}")  # 3 significant digits: reusable calibrations
-    _load_cache()
+    load_calibrations()
     cat = det.categorical
     cat_refs = _category_references(profile, cat.window) if profile else {}
     categorical = CategoricalWatchers(
@@ -185,32 +218,29 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
             return MultivariateDetector(target, mv.block, mv.warmup, seed=seed)
 
     warmup = 1000 if det.warmup is None else max(det.warmup, 10)
-    # numeric own-past CUSUMs: raised so their alarm *rate* meets the budget. Rates keep the
-    # target: their learned reference is one proportion, and the measured rate-stream alarm
-    # counts match the target (docs/benchmarks/detection.md, fleet section).
-    own_numeric = arl0_for_fleet_rate(target, det.k, learn=warmup)
     plan = CalibratedPlan(
         target,
         k=det.k,
         rate_k=det.rate_k,
+        rate_ratio=det.rate_ratio,
         warmup=warmup,
         confirm=det.confirm,
         references=_references(profile) if profile else None,
         profile=profile.name if profile else None,
         categorical=categorical,
         multivariate=multivariate,
-        numeric_target_arl0=own_numeric,
     )
     for kk in (det.k, det.rate_k):  # calibrate now (cached), not on the first record
-        CUSUMDetector(own_numeric if kk == det.k else target, kk, warmup=plan.warmup)
-    _save_cache()
+        CUSUMDetector(target, kk, warmup=plan.warmup)
+    for q in (0.01, 0.05):  # ... and the Bernoulli CUSUM at common rates (others on demand)
+        calibrate_bernoulli(target, min(grid_rate(q), 0.5 / det.rate_ratio), det.rate_ratio)
+    save_calibrations()
     return plan, {
         "mode": "calibrated",
         "target_arl0": target,
-        # own-past detectors: the mean run length that gives the budget's false-alarm rate
-        "own_past_arl0": {"numeric": own_numeric, "rate": target},
         "k": det.k,
         "rate_k": det.rate_k,
+        "rate_ratio": det.rate_ratio,
         "reference": det.reference,
         "categorical": {
             "top_k": categorical.top_k,

@@ -39,7 +39,7 @@ import numpy.typing as npt
 from detectors import Change, DetectorBank, Persistence, SignalKind
 from monitor.config import Settings
 from monitor.decisions import DecisionEngine
-from monitor.detection import build_plan
+from monitor.detection import build_plan, save_calibrations
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.labels import LabelJoiner
@@ -280,6 +280,7 @@ class Monitor:
             summary.labels = self.joiner.stats() if self.joiner is not None else None
             summary.elapsed_s = time.monotonic() - started
             self.store.finish_run(run_id, status)
+            save_calibrations()  # thresholds computed on the way (categorical mixes) persist
         return summary
 
     def _process(self, run_id: str, records: list[RawRecord], summary: RunSummary) -> None:

@@ -63,6 +63,7 @@ def _detection(ctx: Ctx) -> dict[str, Any]:
         "reference": det.reference,
         "k": det.k,
         "rate_k": det.rate_k,
+        "rate_ratio": det.rate_ratio,
         "target_arl0": float(f"{min(target, 1e12):.3g}"),
         "target_arl0_overridden": det.target_arl0 is not None,
     }

