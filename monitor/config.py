@@ -197,6 +197,12 @@ class DecisionSettings(_Section):
 
     warn_effect: float = Field(0.5, ge=0, description="|shift| in pre-change sigmas for WARN.")
     halt_effect: float = Field(1.0, gt=0, description="|shift| in sigmas that HALTs at once.")
+    rate_warn_ratio: float = Field(
+        1.25, gt=1, description="0/1 rates: a rise by at least this factor raises WARN."
+    )
+    rate_halt_ratio: float = Field(
+        2.0, gt=1, description="0/1 rates: a rise by at least this factor HALTs at once."
+    )
     halt_after: int = Field(
         3, ge=1, description="WARN escalates to HALT after this many WARN-level events."
     )
@@ -211,6 +217,11 @@ class DecisionSettings(_Section):
         if self.halt_effect < self.warn_effect:
             raise ValueError(
                 f"halt_effect ({self.halt_effect}) must be >= warn_effect ({self.warn_effect})"
+            )
+        if self.rate_halt_ratio < self.rate_warn_ratio:
+            raise ValueError(
+                f"rate_halt_ratio ({self.rate_halt_ratio}) must be >= rate_warn_ratio "
+                f"({self.rate_warn_ratio})"
             )
         return self
 

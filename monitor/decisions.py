@@ -5,6 +5,10 @@ Rules, per scope (a leaf segment, a roll-up, or global):
 * an event whose shift is smaller than ``warn_effect`` pre-change sigmas is kept in the
   history as evidence but raises no signal;
 * a shift of at least ``halt_effect`` sigmas raises HALT at once;
+* a 0/1 rate (errors, refusals, safety flags, boolean features) is judged by how many times
+  it rose instead: ``rate_warn_ratio`` (1.25x) for WARN, ``rate_halt_ratio`` (2x) for HALT
+  at once; a falling rate raises nothing (a sigma scale is meaningless here: 5 % -> 10 %
+  errors is only 0.23 sigma of a Bernoulli);
 * a smaller shift raises WARN; the ``halt_after``-th WARN-level event within
   ``halt_within_s`` of record time in a scope that is already at WARN escalates it to HALT
   (persistent drift, even if moderate);
@@ -28,10 +32,15 @@ True
 'HALT'
 >>> engine.decide(ev(3.0, 4)) is None
 True
+>>> errors = DriftEvent("region=us", "region", {"region": "us"}, "error_rate", "bernoulli",
+...                     0.2, 0.05, 0.11, 0.22, 5000, 0, Position("demo", 0, 9), rate=True)
+>>> describe(errors), engine.decide(errors).level.value
+('error_rate rose ×2.2 (5.00% → 11.00%) [bernoulli]', 'HALT')
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -39,7 +48,7 @@ from detectors.budget import Persistence
 from monitor.config import DecisionSettings
 from monitor.events import DriftEvent, Level, Signal
 
-__all__ = ["ActiveScope", "DecisionEngine"]
+__all__ = ["ActiveScope", "DecisionEngine", "describe", "rate_ratio"]
 
 
 @dataclass(slots=True)
@@ -55,10 +64,24 @@ class ActiveScope:
 def describe(event: DriftEvent) -> str:
     """One line a person can act on: what moved, by how much, where."""
     direction = "rose" if event.effect > 0 else "fell"
+    if event.rate:
+        ratio = rate_ratio(event)
+        times = f"×{ratio:.2g} " if math.isfinite(ratio) else "from zero "
+        return (
+            f"{event.signal} {direction} {times}"
+            f"({event.before:.2%} → {event.after:.2%}) [{event.detector}]"
+        )
     return (
         f"{event.signal} {direction} {abs(event.effect):.1f}σ "
         f"({event.before:.4g} → {event.after:.4g}) [{event.detector}]"
     )
+
+
+def rate_ratio(event: DriftEvent) -> float:
+    """How many times the rate of a 0/1 signal rose (``inf`` from a rate of exactly 0)."""
+    if event.before > 0:
+        return event.after / event.before
+    return math.inf if event.after > 0 else 1.0
 
 
 class DecisionEngine:
@@ -121,13 +144,19 @@ class DecisionEngine:
 
     def decide(self, event: DriftEvent) -> Signal | None:
         """The signal this event raises, or None (below WARN, or scope already at HALT)."""
-        size = abs(event.effect)
-        if size < self.settings.warn_effect:
+        s = self.settings
+        if event.rate:  # a 0/1 rate: its relative rise; a falling rate is good news
+            ratio = rate_ratio(event)
+            warn, halt = ratio >= s.rate_warn_ratio, ratio >= s.rate_halt_ratio
+        else:
+            size = abs(event.effect)
+            warn, halt = size >= s.warn_effect, size >= s.halt_effect
+        if not warn:
             return None
         cur = self.active.get(event.segment)
         if cur is not None and cur.level is Level.HALT:
             return None
-        if size >= self.settings.halt_effect:
+        if halt:
             if self._confirmed(event):
                 return self._raise(Level.HALT, event, cur, describe(event))
             if cur is None:

@@ -105,6 +105,7 @@ class DriftEvent:
     ts_ms: int  # event time of the triggering record
     position: Position  # source position of the triggering record
     id: str = field(default="")
+    rate: bool = False  # a 0/1 rate signal: judged by its relative rise (not stored)
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -408,19 +408,19 @@ class Monitor:
     def _detect(self, feed: BatchFeed, batch: Batch) -> None:
         """Feed the batch to every segment's detectors; changes become events, in the order
         of their triggering records (so decisions do not depend on dictionary order)."""
-        found: list[tuple[Position, Segment, str, Change]] = []
+        found: list[tuple[Position, Segment, str, Change, bool]] = []
         for seg, name, kind, xs, tags in feed.streams():
             bank = self.banks.get(seg.key)
             if bank is None:
                 bank = self.banks[seg.key] = DetectorBank(self.plan, seg.key)
             for change in bank.update_many(name, xs, kind, tags):
                 fired_at = cast(tuple[Position, int], change.tag)[0]
-                found.append((fired_at, seg, name, change))
+                found.append((fired_at, seg, name, change, kind is SignalKind.RATE))
         found.sort(key=lambda f: (f[0], f[1].key, f[2], f[3].detector))
-        for _, seg, name, change in found:
-            self._event(seg, name, change, batch)
+        for _, seg, name, change, rate in found:
+            self._event(seg, name, change, batch, rate)
 
-    def _event(self, seg: Segment, name: str, change: Change, batch: Batch) -> None:
+    def _event(self, seg: Segment, name: str, change: Change, batch: Batch, rate: bool) -> None:
         """A confirmed change becomes a drift event, and maybe a signal."""
         fired_at, ts_ms = cast(tuple[Position, int], change.tag)
         event = DriftEvent(
@@ -436,6 +436,7 @@ class Monitor:
             observations=change.n,
             ts_ms=ts_ms,
             position=fired_at,
+            rate=rate,
         )
         batch.events.append(event)
         sig = self.engine.decide(event)

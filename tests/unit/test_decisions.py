@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from detectors.budget import Persistence
 from monitor.config import DecisionSettings
 from monitor.decisions import DecisionEngine
@@ -113,3 +115,45 @@ def test_without_a_rule_every_halt_size_alarm_halts() -> None:
     s = eng.decide(timed(3.0, 1, 0))
     assert s is not None
     assert s.level is Level.HALT
+
+
+def rate_event(before: float, after: float, n: int, segment: str = "region=us") -> DriftEvent:
+    scale = (before * (1 - before)) ** 0.5
+    return DriftEvent(
+        segment,
+        "region",
+        {"region": segment.split("=")[1]},
+        "error_rate",
+        "bernoulli",
+        (after - before) / scale,
+        before,
+        after,
+        scale,
+        5000,
+        n * 1000,
+        Position("demo", 0, n),
+        rate=True,
+    )
+
+
+def test_rates_are_judged_by_their_relative_rise_not_in_sigmas() -> None:
+    """5 % -> 10 % errors is 0.23 sigma of a Bernoulli (below warn_effect) but a doubling:
+    it must HALT; a 1.3x rise WARNs; a fall raises nothing."""
+    engine = DecisionEngine(DecisionSettings())
+    doubling = rate_event(0.05, 0.10, 1)
+    assert abs(doubling.effect) < DecisionSettings().warn_effect
+    sig = engine.decide(doubling)
+    assert sig is not None
+    assert sig.level is Level.HALT
+    assert "×2" in sig.reason
+    assert "5.00% → 10.00%" in sig.reason
+    mild = engine.decide(rate_event(0.05, 0.065, 2, segment="region=eu"))
+    assert mild is not None
+    assert mild.level is Level.WARN
+    assert engine.decide(rate_event(0.05, 0.055, 3, segment="region=ap")) is None  # ×1.1
+    assert engine.decide(rate_event(0.10, 0.02, 4, segment="region=sa")) is None  # a fall
+
+
+def test_rate_thresholds_are_validated() -> None:
+    with pytest.raises(ValueError, match="rate_halt_ratio"):
+        DecisionSettings(rate_warn_ratio=3.0, rate_halt_ratio=2.0)

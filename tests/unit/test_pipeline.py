@@ -154,3 +154,27 @@ def test_basic_mode_with_a_river_rate_detector_catches_a_rising_error_rate(tmp_p
     assert all(e.detector == "hddm_a" for e in events)
     assert all(e.effect > 0 for e in leaf)
     assert leaf[0].position.offset > 900 * 9
+
+
+def test_calibrated_mode_halts_a_doubled_error_rate(tmp_path: Path) -> None:
+    """The default path for a 0/1 rate: the own-past Bernoulli CUSUM catches 4 % -> 10 %
+    errors in one segment (0.3 sigma of a Bernoulli: no sigma threshold would act on it),
+    and the decision engine halts on the relative rise (x2.5 >= rate_halt_ratio)."""
+    recs = grid_stream(3000, seed=11)
+    rng = random.Random(6)
+    for i, r in enumerate(recs):
+        k = i // 9
+        p = 0.10 if (r["region"], r["cohort"]) == SHIFTED and k >= 1500 else 0.04
+        r["error"] = "upstream_timeout" if rng.random() < p else None
+    mon, store, sink, _ = make(tmp_path, to_bytes(recs), detection={"warmup": 1000})
+    mon.run()
+    events = [e for e in store.history() if isinstance(e, DriftEvent) and e.signal == "error_rate"]
+    leaf = [e for e in events if e.segment == "region=eu-west,cohort=pro"]
+    assert leaf, "the error-rate rise in the shifted segment is caught"
+    assert leaf[0].detector == "bernoulli"
+    assert leaf[0].position.offset > 1500 * 9
+    halts = [s for s in sink.signals if s.level is Level.HALT and "error_rate" in s.reason]
+    assert any(s.segment == "region=eu-west,cohort=pro" for s in halts)
+    assert all("×" in s.reason and "%" in s.reason for s in halts)
+    untouched = {f"region={r},cohort={c}" for r in REGIONS for c in COHORTS if (r, c) != SHIFTED}
+    assert not {e.segment for e in events} & untouched
