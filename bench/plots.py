@@ -79,6 +79,7 @@ def plot_arl(points: Sequence[ArlPoint], title: str, path: Path) -> None:
     targets = sorted({p.target for p in points})
     width = 0.8 / max(1, len(labels))
     for i, lab in enumerate(labels):
+        first = True
         for p in (q for q in points if q.label == lab):
             x = targets.index(p.target) + (i - (len(labels) - 1) / 2) * width
             r, lo, hi = p.measured / p.target, p.lo / p.target, p.hi / p.target
@@ -89,8 +90,9 @@ def plot_arl(points: Sequence[ArlPoint], title: str, path: Path) -> None:
                 fmt="os"[i % 2],
                 capsize=3,
                 color=f"C{i}",
-                label=lab if p.target == targets[0] else None,
+                label=lab if first else None,
             )
+            first = False
     ax.axhspan(0.8, 1.2, color="green", alpha=0.1, label="target ±20 %")
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_xticks(range(len(targets)), [f"{t:.0e}" for t in targets])
