@@ -287,16 +287,20 @@ def _siegmund_h(target: float, k: float) -> float:
 
 
 def _solve_h(
-    log_arl: Callable[[float], float], target: float, h0: float, tol: float = 1e-7
+    log_arl: Callable[[float], float], target: float, h0: float, tol: float = 1e-6
 ) -> float:
-    """Secant search for ``log_arl(h) = log(target)``; log ARL is close to linear in h."""
+    """Secant search for ``log_arl(h) = log(target)``; log ARL is close to linear in h.
+
+    Stops when ``log_arl`` is within ``tol`` of the goal, or when a step moves h by less than
+    1e-5 (ARL0 then moves by ~1e-5 relative; the chain's own digits at ARL0 ~1e12 are about
+    that: asking for more only jitters)."""
     goal = math.log(target)
     a, fa = h0, log_arl(h0) - goal
     b = h0 + (0.5 if fa < 0 else -0.5)
     b = max(b, 0.05)
     fb = log_arl(b) - goal
     for _ in range(40):
-        if abs(fb) < tol or fb == fa:
+        if abs(fb) < tol or fb == fa or abs(b - a) < 1e-5:
             break
         c = b - fb * (b - a) / (fb - fa)
         c = min(max(c, b - 5.0, 0.02), b + 5.0)
@@ -354,10 +358,13 @@ class _Linearised:
         k: float,
         at: float,
         exact: tuple[float, float, float],
+        slope_r: FloatArray | None = None,
     ) -> None:
         self.at = at
         self.log_r = np.log(_factor(nominal, true, k, at)[0])
-        self.slope_r = np.log(_factor(nominal, true, k, at + 1.0)[0]) - self.log_r
+        if slope_r is None:  # the slopes barely move with h: later passes reuse the first's
+            slope_r = np.log(_factor(nominal, true, k, at + 1.0)[0]) - self.log_r
+        self.slope_r = slope_r
         self.h0, self.le, self.slope_e = exact
 
     def log_exact(self, h: float) -> float:
@@ -590,8 +597,10 @@ def _calibrate(
     le = math.log(target)
     exact = (h_exact, le, math.log(float(_arl_one_sided(_phi, k, h_exact + 1.0)) / 2.0) - le)
     h = h_exact
+    slope: FloatArray | None = None
     for _ in range(4):
-        lin = _Linearised(nominal, true, k, h, exact)
+        lin = _Linearised(nominal, true, k, h, exact, slope)
+        slope = lin.slope_r
         h_new = min(_solve_h(lin.log_arl0, target, h), h_cap)
         settled = abs(h_new - h) < 0.05 or h == h_cap
         h = h_new
