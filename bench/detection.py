@@ -504,11 +504,13 @@ def section_arl(sz: Sizes, seed: int, res: Results) -> Section:
             ]
         )
         log(f"ARL0 multivariate target {target:g}: {m['mean_run_length']:.4g} ({ratio:.2f}x)")
-    if found is None:
+    cat_probe = found[1](target_arl0=1e5) if found is not None else None
+    if found is None or cat_probe is None:
         note_cat = "No categorical detector exists in this tree: no categorical row."
     else:
         note_cat = (
-            f"Categorical: {found[0]} (top_k 8, window 200, own-past learning window = its "
+            f"Categorical: {found[0]} (top_k {cat_probe.top_k}, window {cat_probe.window}, "
+            "own-past learning window = its "
             "warm-up), only at targets it accepts (>= 10 windows), runs capped at 3x the "
             "target (per-call updates only; at most 240 s per target), so its ARL0 is "
             "exposure / alarms (the alarm rate its calibration targets); its run length is "

@@ -7,16 +7,18 @@ false-alarm rate (Moustakides 1986). Two things stand in the way of using it as 
 not known (it is learned, and a threshold set for an estimate misses its ARL0 target by the
 estimation error), and its ARL0 for a threshold must be computed for every ``p``.
 
-**Self-starting, exact.** The detector scores each value against every value counted before
-it, as a smoothed conformal p-value (as :class:`~detectors.cusum.CUSUMDetector` does), with
-``n0`` zeros and ``n1`` ones counted so far and ``v ~ U(0, 1)``:
+**Self-starting, exact.** The first half of the warm-up sets ``q`` (below) and is never
+counted; from the second half on, the detector scores each value against every value
+counted before it, as a smoothed conformal p-value (as :class:`~detectors.cusum.CUSUMDetector`
+does), with ``n0`` zeros and ``n1`` ones counted so far and ``v ~ U(0, 1)``:
 
     u = (n0 + v (n1 + 1)) / (n0 + n1 + 1)   for a 1,     u = v (n0 + 1) / (n0 + n1 + 1)   for a 0
 
-While the stream is i.i.d. these ``u`` are exactly i.i.d. U(0, 1), whatever ``p`` is. The
-CUSUM then watches the *tail event* ``u > 1 - q``, with ``q`` the rate learned in the warm-up
-(rounded to a grid, floored at 0.5 %): under no change it happens with probability exactly
-``q``, independently at each step, so the ARL0 of a threshold is that of a Bernoulli(q)
+While the stream is i.i.d. these ``u`` are exactly i.i.d. U(0, 1), whatever ``p`` is, and
+independent of the values that set ``q``. The CUSUM watches the *tail event* ``u > 1 - q``,
+with ``q`` the rate of the first half of the warm-up (on a 1/8-octave grid, floored at
+0.5 %): under no change it happens with probability exactly ``q``, independently at each
+step, so the ARL0 of a threshold is that of a Bernoulli(q)
 CUSUM, computed exactly; and since the ones occupy the top ``~p`` of the unit interval, the
 tail event is (nearly) "a 1 was seen", and the test is (nearly) the optimal one for ``p``.
 
@@ -27,6 +29,11 @@ lattice unit is at most ~0.02 of log-likelihood). The CUSUM on the lattice *is* 
 threshold ``H`` is one banded linear solve (Markov chain on ``0 .. H-1``), and ``H`` is the
 smallest threshold whose ARL0 reaches the target (bisection; lattice steps change the ARL0
 by a few per cent). Cached per ``(target, ratio, q)``.
+
+**Reports.** One-sided: only rises fire. The new rate of a report is read over the CUSUM's
+change-point stretch (since its sum last left 0) plus the ``confirm`` window, or over the
+confirm window alone when that reads higher (a large rise: the stretch then starts before
+the change); 30 values alone are too few to measure a rate of a few per cent.
 
 >>> import random
 >>> rng = random.Random(2)
@@ -121,7 +128,7 @@ def _arl_lattice(q: float, up: int, down: int, h: int) -> float:
 
 
 def grid_rate(p: float) -> float:
-    """The learned rate, floored at 0.5 %, capped below 1 / ratio, on a 1/8-octave grid."""
+    """A learned rate on the calibration grid: floored at 0.5 %, rounded to 1/8 octave."""
     q = max(p, _Q_MIN)
     return float(f"{2.0 ** (round(8.0 * math.log2(q)) / 8.0):.6g}")
 
