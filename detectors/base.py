@@ -177,6 +177,19 @@ class Detector(Stateful, ABC):
             self._reset_summary()
         return None
 
+    def _absorb(self, vals: list[float], i: int, j: int) -> None:
+        """Base bookkeeping of observations ``vals[i:j]`` that neither fire nor confirm: the
+        same Welford recursion as :meth:`update` (bit-identical), for vectorised paths."""
+        n, mean, m2 = self._n, self._mean, self._m2
+        for x in vals[i:j]:
+            n += 1
+            delta = x - mean
+            mean += delta / n
+            m2 += delta * (x - mean)
+        self._n, self._mean, self._m2 = n, mean, m2
+        self._n_total += j - i
+        self._fired = False
+
     def _scale(self) -> float:
         if self.binary:
             # Laplace-smoothed Bernoulli spread: a rate that was exactly 0 still has a scale.

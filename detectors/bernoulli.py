@@ -371,7 +371,8 @@ class BernoulliCUSUMDetector(RateDetector):
             quiet, s, last_zero = self._scan(arr[i:j])
             if quiet:
                 x = arr[i : i + quiet]
-                self._absorb(vals, x, i)
+                self._absorb(vals, i, i + quiet)
+                self._count(x)
                 self._s = s
                 if last_zero >= 0:
                     self._seg_ones = int(x[last_zero + 1 :].sum())
@@ -408,17 +409,8 @@ class BernoulliCUSUMDetector(RateDetector):
         last_zero = int(zeros[-1]) if zeros.size else -1
         return quiet, (int(s[quiet - 1]) if quiet else self._s), last_zero
 
-    def _absorb(self, vals: list[float], x: npt.NDArray[np.float64], i: int) -> None:
-        """Base bookkeeping and counts of a quiet stretch (no firing, no confirmation)."""
-        n, mean, m2 = self._n, self._mean, self._m2
-        for v in vals[i : i + x.size]:  # Welford, exactly as Detector.update
-            n += 1
-            delta = v - mean
-            mean += delta / n
-            m2 += delta * (v - mean)
-        self._n, self._mean, self._m2 = n, mean, m2
+    def _count(self, x: npt.NDArray[np.float64]) -> None:
+        """Count a quiet stretch into the conformal history."""
         ones = int(x.sum())
         self._n1 += ones
         self._n0 += x.size - ones
-        self._n_total += x.size
-        self._fired = False

@@ -384,18 +384,6 @@ class CUSUMDetector(Detector):
         self._counts = [a + b for a, b in zip(self._counts, add, strict=True)]
         self._m += int(cells.size)
 
-    def _absorb(self, vals: list[float], i: int, j: int) -> None:
-        """Base bookkeeping of observations ``i .. j-1`` that neither fire nor confirm."""
-        n, mean, m2 = self._n, self._mean, self._m2
-        for x in vals[i:j]:  # Welford, exactly as Detector.update
-            n += 1
-            delta = x - mean
-            mean += delta / n
-            m2 += delta * (x - mean)
-        self._n, self._mean, self._m2 = n, mean, m2
-        self._n_total += j - i
-        self._fired = False
-
     def _learn_many(self, x: npt.NDArray[np.float64], vals: list[float], i: int) -> None:
         start = 0
         if self._edges is None:
