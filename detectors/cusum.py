@@ -39,8 +39,9 @@ Two modes:
   reference the detector happened to learn: no correction for estimation error, and no
   spread of false-alarm rates across a fleet of detectors. The price: values after a change
   join the reference too, which slows the detection of small shifts (measured at k 0.5 on
-  the same 180 streams: mean delay of a 0.5-sigma shift 100 -> 119 observations, of a
-  1-sigma shift 16.0 -> 16.3), and lets a slow drift pass into the reference.
+  the same 200 streams, against a frozen reference: mean delay of a 0.5-sigma shift 100 ->
+  119 observations, of a 1-sigma shift 16.0 -> 16.3), and lets a slow drift pass into the
+  reference.
 
 State: the two sums (integers: fixed point, 2**-32 of a score unit), the cut points and
 counts (``cells - 1`` floats and ``cells`` integers), the base summary: about 1.1 KiB pickled
