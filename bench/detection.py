@@ -641,19 +641,19 @@ def calibration_times(res: Results) -> Table:
     fams: list[tuple[str, Callable[[float], object]]] = [
         (
             f"CUSUM k={K_NUM:g}, self-learned (exact null)",
-            lambda t: cal._calibrate.__wrapped__(t, K_NUM, None, 256, 100_000, 0),
+            lambda t: cal._calibrate(t, K_NUM, None, 256, 100_000, 0),
         ),
         (
             f"CUSUM k={K_NUM:g}, anchored to 1,016 values (posterior draws)",
-            lambda t: cal._calibrate.__wrapped__(t, K_NUM, counts, 256, 100_000, 0),
+            lambda t: cal._calibrate(t, K_NUM, counts, 256, 100_000, 0),
         ),
         (
             f"Bernoulli CUSUM ratio {R_RATIO:g}, q = 0.005 (the floor: the largest lattice)",
-            lambda t: bern._calibrate(t, R_RATIO, grid_rate(0.005)),
+            lambda t: bern._calibrate(t, R_RATIO, grid_rate(0.005, R_RATIO)),
         ),
         (
             f"Bernoulli CUSUM ratio {R_RATIO:g}, q ≈ 0.05",
-            lambda t: bern._calibrate(t, R_RATIO, grid_rate(0.05)),
+            lambda t: bern._calibrate(t, R_RATIO, grid_rate(0.05, R_RATIO)),
         ),
         (
             "CategoricalDetector (window 100, learned from 5,000)",
@@ -1627,7 +1627,7 @@ def section_fleet(sz: Sizes, seed: int, res: Results) -> Section:
         cal_s.append(f"CUSUM k={K_NUM:g}: {time.perf_counter() - t0:.2f} s")
         if sz.fleet_rate_signals:
             t0 = time.perf_counter()
-            calibrate_bernoulli(target, grid_rate(0.05), R_RATIO)
+            calibrate_bernoulli(target, grid_rate(0.05, R_RATIO), R_RATIO)
             cal_s.append(f"Bernoulli q≈0.05: {time.perf_counter() - t0:.2f} s")
         fc = fleet_pass(sz, nseg, target, rule, seed + 600)
         alarms, halts, alarmed, obs, secs = fc.alarms, fc.halts, fc.alarmed, fc.obs, fc.seconds

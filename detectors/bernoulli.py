@@ -57,16 +57,16 @@ from scipy.linalg import solve_banded
 
 from detectors.base import Change, Detector, register
 from detectors.calibration import lindley
+from detectors.memo import Memo
 from detectors.rate import RateDetector
 from detectors.reference import counter_uniform, counter_uniforms
 
 __all__ = [
+    "BERNOULLI_CALIBRATIONS",
     "BernoulliCUSUMDetector",
     "BernoulliCalibration",
     "calibrate_bernoulli",
     "grid_rate",
-    "known_bernoulli_calibrations",
-    "preload_bernoulli_calibrations",
 ]
 
 _Q_MIN = 0.005  # tail mass floor: rarer rates are watched through the top 0.5 %
@@ -127,10 +127,12 @@ def _arl_lattice(q: float, up: int, down: int, h: int) -> float:
     return float(arl[0])
 
 
-def grid_rate(p: float) -> float:
-    """A learned rate on the calibration grid: floored at 0.5 %, rounded to 1/8 octave."""
+def grid_rate(p: float, ratio: float) -> float:
+    """The tail mass ``q`` for a learned rate ``p``: floored at 0.5 %, rounded to 1/8 octave
+    (the calibration grid), capped at ``0.5 / ratio`` (the alternative ``ratio * q`` must be a
+    rate)."""
     q = max(p, _Q_MIN)
-    return float(f"{2.0 ** (round(8.0 * math.log2(q)) / 8.0):.6g}")
+    return min(float(f"{2.0 ** (round(8.0 * math.log2(q)) / 8.0):.6g}"), 0.5 / ratio)
 
 
 def calibrate_bernoulli(target_arl0: float, q: float, ratio: float = 1.5) -> BernoulliCalibration:
@@ -147,10 +149,7 @@ def calibrate_bernoulli(target_arl0: float, q: float, ratio: float = 1.5) -> Ber
     if not 0.0 < q < 1.0 / ratio:
         raise ValueError(f"q must be in (0, 1 / ratio), got {q}")
     key = (float(target_arl0), float(ratio), float(q))
-    hit = _KNOWN.get(key)
-    if hit is None:
-        hit = _KNOWN[key] = _calibrate(*key)
-    return hit
+    return BERNOULLI_CALIBRATIONS.get(key, lambda: _calibrate(*key))
 
 
 def _calibrate(target: float, ratio: float, q: float) -> BernoulliCalibration:
@@ -180,17 +179,8 @@ def _calibrate(target: float, ratio: float, q: float) -> BernoulliCalibration:
 
 
 BernoulliKey = tuple[float, float, float]
-_KNOWN: dict[BernoulliKey, BernoulliCalibration] = {}
-
-
-def known_bernoulli_calibrations() -> dict[BernoulliKey, BernoulliCalibration]:
-    """Every Bernoulli calibration computed or preloaded in this process."""
-    return dict(_KNOWN)
-
-
-def preload_bernoulli_calibrations(entries: dict[BernoulliKey, BernoulliCalibration]) -> None:
-    """Seed the cache with calibrations computed earlier (loaded from disk by the monitor)."""
-    _KNOWN.update(entries)
+#: every Bernoulli calibration of this process (the monitor persists it)
+BERNOULLI_CALIBRATIONS: Memo[BernoulliKey, BernoulliCalibration] = Memo()
 
 
 @register
@@ -307,8 +297,7 @@ class BernoulliCUSUMDetector(RateDetector):
         else:
             self._n0 += 1
         if self._q_n + self._n0 + self._n1 >= self.warmup:
-            q = grid_rate((self._q_ones + 0.5) / (self._q_n + 1.0))
-            q = min(q, 0.5 / self.ratio)
+            q = grid_rate((self._q_ones + 0.5) / (self._q_n + 1.0), self.ratio)
             self._cal = calibrate_bernoulli(self.target_arl0, q, self.ratio)
             self._tail = 1.0 - q
 

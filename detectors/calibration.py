@@ -56,13 +56,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 from scipy.linalg import solve_toeplitz
 
+from detectors.memo import Memo
+
 __all__ = [
+    "CALIBRATIONS",
     "Calibration",
     "arl",
     "calibrate",
@@ -533,30 +535,14 @@ def calibrate(
     if key_counts is not None and (sum(key_counts) < 1 or min(key_counts) < 0):
         raise ValueError("counts must be >= 0 with a positive total")
     key = (float(target_arl0), float(k), key_counts, draws, cycles, seed)
-    hit = _KNOWN.get(key)
-    if hit is not None:
-        return hit
-    cal = _calibrate(*key)
-    _KNOWN[key] = cal
-    return cal
+    return CALIBRATIONS.get(key, lambda: _calibrate(*key))
 
 
 CalibrationKey = tuple[float, float, tuple[int, ...] | None, int, int, int]
-_KNOWN: dict[CalibrationKey, Calibration] = {}
+#: every CUSUM calibration of this process (the monitor persists it)
+CALIBRATIONS: Memo[CalibrationKey, Calibration] = Memo()
 
 
-def known_calibrations() -> dict[CalibrationKey, Calibration]:
-    """Every calibration computed or preloaded in this process (for a persistent cache)."""
-    return dict(_KNOWN)
-
-
-def preload_calibrations(entries: dict[CalibrationKey, Calibration]) -> None:
-    """Seed the cache with calibrations computed earlier (e.g. loaded from disk by the
-    monitor), so a restart does not pay for them again. No I/O here."""
-    _KNOWN.update(entries)
-
-
-@lru_cache(maxsize=256)
 def _calibrate(
     target: float,
     k: float,

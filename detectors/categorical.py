@@ -73,14 +73,14 @@ import numpy.typing as npt
 
 from detectors.base import Change, Stateful
 from detectors.calibration import _arl_chain, _phi, _siegmund_h
+from detectors.memo import Memo
 
 __all__ = [
+    "CATEGORICAL_CALIBRATIONS",
     "OTHER",
     "CategoricalCalibration",
     "CategoricalDetector",
     "calibrate_categorical",
-    "known_categorical_calibrations",
-    "preload_categorical_calibrations",
     "window_cusum_threshold",
 ]
 
@@ -203,27 +203,12 @@ def calibrate_categorical(
     if not 0.0 < k <= 3.0:
         raise ValueError(f"k must be in (0, 3], got {k}")
     key = (_key_probs(probs), window, float(target_arl0), learn, k, refs, windows, seed)
-    hit = _KNOWN.get(key)
-    if hit is None:
-        hit = _KNOWN[key] = _calibrate(*key)
-    return hit
+    return CATEGORICAL_CALIBRATIONS.get(key, lambda: _calibrate(*key))
 
 
 CategoricalKey = tuple[tuple[float, ...], int, float, int | None, float, int, int, int]
-_KNOWN: dict[CategoricalKey, CategoricalCalibration] = {}
-
-
-def known_categorical_calibrations() -> dict[CategoricalKey, CategoricalCalibration]:
-    """Every categorical calibration computed or preloaded in this process (for a
-    persistent cache, like :func:`detectors.calibration.known_calibrations`)."""
-    return dict(_KNOWN)
-
-
-def preload_categorical_calibrations(
-    entries: dict[CategoricalKey, CategoricalCalibration],
-) -> None:
-    """Seed the cache with calibrations computed earlier (loaded from disk by the monitor)."""
-    _KNOWN.update(entries)
+#: every categorical calibration of this process (the monitor persists it)
+CATEGORICAL_CALIBRATIONS: Memo[CategoricalKey, CategoricalCalibration] = Memo()
 
 
 def window_cusum_threshold(null_scores: FloatArray, k: float, target_windows: float) -> float:

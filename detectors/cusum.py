@@ -207,7 +207,7 @@ class CUSUMDetector(Detector):
         v = counter_uniform(self.seed, self._n_total)
         if self.reference is not None:
             z = self.reference.score(x, v)
-        elif self._edges is None or self._learned < self.warmup:
+        elif self._learning:
             self._learn(x)
             return False
         else:

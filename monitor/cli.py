@@ -597,7 +597,7 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         target = float(f"{min(target, 1e12):.3g}")
         warmup = 1000 if det.warmup is None else max(det.warmup, 10)
         num = calibrate(target, det.k)
-        q = min(grid_rate(0.05), 0.5 / det.rate_ratio)
+        q = grid_rate(0.05, det.rate_ratio)
         rate = calibrate_bernoulli(target, q, det.rate_ratio)
         body = {
             "mode": det.mode,

@@ -31,22 +31,14 @@ from detectors import (
     Watcher,
 )
 from detectors.bernoulli import (
+    BERNOULLI_CALIBRATIONS,
     BernoulliCalibration,
     calibrate_bernoulli,
     grid_rate,
-    known_bernoulli_calibrations,
-    preload_bernoulli_calibrations,
 )
-from detectors.calibration import (
-    Calibration,
-    known_calibrations,
-    preload_calibrations,
-)
-from detectors.categorical import (
-    CategoricalCalibration,
-    known_categorical_calibrations,
-    preload_categorical_calibrations,
-)
+from detectors.calibration import CALIBRATIONS, Calibration
+from detectors.categorical import CATEGORICAL_CALIBRATIONS, CategoricalCalibration
+from detectors.memo import Memo
 from detectors.multivariate import MultivariateDetector
 from monitor.config import Settings
 from monitor.errors import ConfigError
@@ -71,42 +63,51 @@ def calibration_cache_path() -> Path:
     return Path(base) / "driftgate" / "calibrations-v2.json"
 
 
+#: the persisted memos: section of the cache file -> (memo, record type)
+_MEMOS: dict[str, tuple[Memo[Any, Any], type]] = {
+    "cusum": (CALIBRATIONS, Calibration),
+    "categorical": (CATEGORICAL_CALIBRATIONS, CategoricalCalibration),
+    "bernoulli": (BERNOULLI_CALIBRATIONS, BernoulliCalibration),
+}
+
+
+def _tuples(v: Any) -> Any:
+    """JSON lists back to the tuples the keys and records hold (nested ones too)."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
+
+
 def load_calibrations() -> None:
-    """Preload the calibrations persisted by earlier runs (unreadable file: ignored)."""
+    """Preload the calibrations persisted by earlier runs (unreadable file: ignored, all of
+    it: nothing is preloaded from a file that fails half-way)."""
     path = calibration_cache_path()
     try:
         doc = json.loads(path.read_text())
-        cusum, categorical = {}, {}
-        for key, cal in doc["cusum"]:
-            k = (key[0], key[1], tuple(key[2]) if key[2] is not None else None, *key[3:])
-            cal["ci95"] = tuple(cal["ci95"])
-            if cal.get("conditional_arl0") is not None:
-                cal["conditional_arl0"] = tuple(cal["conditional_arl0"])
-            cusum[k] = Calibration(**cal)
-        for key, cal in doc["categorical"]:
-            cal["probs"] = tuple(cal["probs"])
-            categorical[(tuple(key[0]), *key[1:])] = CategoricalCalibration(**cal)
-        bernoulli = {tuple(key): BernoulliCalibration(**cal) for key, cal in doc["bernoulli"]}
-        preload_calibrations(cusum)
-        preload_categorical_calibrations(categorical)
-        preload_bernoulli_calibrations(bernoulli)
+        loaded = [
+            (
+                memo,
+                {
+                    _tuples(k): kind(**{f: _tuples(v) for f, v in rec.items()})
+                    for k, rec in doc[name]
+                },
+            )
+            for name, (memo, kind) in _MEMOS.items()
+        ]
     except FileNotFoundError:
         return
     except (OSError, ValueError, TypeError, KeyError) as exc:
         log.debug("ignoring unreadable calibration cache %s: %s", path, exc)
+        return
+    for memo, entries in loaded:
+        memo.preload(entries)
 
 
 def save_calibrations() -> None:
-    """Persist every CUSUM, categorical and Bernoulli calibration of this process."""
+    """Persist every calibration of this process (CUSUM, categorical, Bernoulli)."""
     path = calibration_cache_path()
     try:
         doc = {
-            "cusum": [[list(k), asdict(c)] for k, c in known_calibrations().items()],
-            "categorical": [
-                [[list(k[0]), *k[1:]], asdict(c)]
-                for k, c in known_categorical_calibrations().items()
-            ],
-            "bernoulli": [[list(k), asdict(c)] for k, c in known_bernoulli_calibrations().items()],
+            name: [[k, asdict(rec)] for k, rec in memo.known().items()]
+            for name, (memo, _) in _MEMOS.items()
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -233,7 +234,7 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
     for kk in (det.k, det.rate_k):  # calibrate now (cached), not on the first record
         CUSUMDetector(target, kk, warmup=plan.warmup)
     for q in (0.01, 0.05):  # ... and the Bernoulli CUSUM at common rates (others on demand)
-        calibrate_bernoulli(target, min(grid_rate(q), 0.5 / det.rate_ratio), det.rate_ratio)
+        calibrate_bernoulli(target, grid_rate(q, det.rate_ratio), det.rate_ratio)
     save_calibrations()
     return plan, {
         "mode": "calibrated",

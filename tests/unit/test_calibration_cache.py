@@ -12,13 +12,19 @@ import detectors.calibration as cusum_cal
 import detectors.categorical as cat_cal
 from monitor.detection import calibration_cache_path, load_calibrations, save_calibrations
 
+MEMOS = (
+    cusum_cal.CALIBRATIONS,
+    cat_cal.CATEGORICAL_CALIBRATIONS,
+    bern_cal.BERNOULLI_CALIBRATIONS,
+)
+
 
 def test_cusum_and_categorical_calibrations_survive_a_restart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    for mod in (cusum_cal, cat_cal, bern_cal):
-        monkeypatch.setattr(mod, "_KNOWN", {})
+    for memo in MEMOS:
+        monkeypatch.setattr(memo, "_known", {})
     cusum = cusum_cal.calibrate(12_345, 0.3, counts=[20] * 32)
     mix = cat_cal.calibrate_categorical([0.6, 0.3, 0.1], 100, 1e5, learn=3000)
     rate = bern_cal.calibrate_bernoulli(1e7, 0.01)
@@ -29,8 +35,8 @@ def test_cusum_and_categorical_calibrations_survive_a_restart(
     assert len(doc["bernoulli"]) == 1
 
     # a new process: empty caches, then the file
-    for mod in (cusum_cal, cat_cal, bern_cal):
-        monkeypatch.setattr(mod, "_KNOWN", {})
+    for memo in MEMOS:
+        monkeypatch.setattr(memo, "_known", {})
     load_calibrations()
     again = cusum_cal.calibrate(12_345, 0.3, counts=[20] * 32)
     mix_again = cat_cal.calibrate_categorical([0.6, 0.3, 0.1], 100, 1e5, learn=3000)
@@ -49,6 +55,6 @@ def test_an_unreadable_cache_is_ignored(tmp_path: Path, monkeypatch: pytest.Monk
     path = calibration_cache_path()
     path.parent.mkdir(parents=True)
     path.write_text('{"cusum": [["not a key"]]}')
-    monkeypatch.setattr(cusum_cal, "_KNOWN", {})
+    monkeypatch.setattr(cusum_cal.CALIBRATIONS, "_known", {})
     load_calibrations()  # no exception: computed afresh when needed
-    assert cusum_cal.known_calibrations() == {}
+    assert cusum_cal.CALIBRATIONS.known() == {}

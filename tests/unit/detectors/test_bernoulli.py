@@ -122,4 +122,4 @@ def test_update_many_matches_update_across_restarts() -> None:
     assert one == many
     assert len(one) >= 2
     assert a.state() == b.state()
-    assert grid_rate(0.0001) == grid_rate(0.005)  # the floor
+    assert grid_rate(0.0001, 1.5) == grid_rate(0.005, 1.5)  # the floor
