@@ -1,57 +1,48 @@
-"""Multivariate drift: a River classifier learns "reference vs now"; its AUC is the test.
+"""Multivariate drift: a River classifier learns "reference vs now"; conformal ranks test it.
 
 Single-feature detectors miss changes of the *joint* distribution whose marginals stay put
 (two features whose correlation flips, a cluster that moves along a diagonal). A
 :class:`MultivariateDetector` watches a feature vector (``dict[str, float]``) per segment:
 
-1. **Reference.** The first ``warmup`` vectors are kept (standardised by their own mean and
-   spread) and split in two halves: *train* (what the classifier learns as label 0) and
-   *held out* (what it is scored on as label 0, never learned, so a reference point and a
-   fresh point are alike to the model when nothing changed).
-2. **Prequential domain classifier.** River's ``LogisticRegression`` on the standardised
-   features and, by default, their pairwise products (a correlation change is a change of
-   the mean of ``x_i x_j``, which a linear model then sees) learns each new vector ``x`` as
-   label 1 and a random train reference vector as label 0. *Before* learning ``x`` it ranks
-   ``x`` among the held-out vectors: ``u = (#{r : w.r < w.x} + #{ties} / 2) / n`` with ``w``
-   the current weights and ``n = warmup // 2`` (the model is monotone in ``w.x``, so this is
-   the share of held-out vectors with a lower predicted probability; one matrix-vector
-   product on the pre-expanded held-out set, no per-vector River call).
-3. **Test.** Every ``block`` vectors give the block mean of ``u``: the AUC of "now" against
-   the whole held-out set. With no change ``x`` is exchangeable with the held-out vectors
-   given the model (which only saw the past and the train half), so were the held-out set
-   redrawn for every ``x``, each ``u`` would be a uniform rank on ``{0, 1/n, ..., 1}``
-   given the past: i.i.d., whatever the features and however the model wanders. (The
-   former test, a Mann-Whitney AUC of ``block`` now scores against ``block`` scores of
-   random held-out vectors, was conservative: each pair was scored by the same, drifting
-   model, which the unpaired null ignores; its block statistic had variance 0.90, not 1,
-   and mean run lengths were 1.4x (1e4) and 1.6x (1e5) the target.) The residual,
-   *not* exact, part is the finiteness of the held-out set: given ``w``, ``E[u] = 1/2 + d``
-   with ``d = E F_n(w.X) - 1/2``, the held-out sample's error, of variance ``1 / (12 n)``
-   for every ``w`` (0.013 sd for ``n = 500``, a third of a block mean's own sd at
-   ``block = 50``). It follows the model's direction, so it decorrelates within a few
-   blocks (measured, 3 Gaussian features: lag-1 autocorrelation 0.2 between blocks) but a
-   small part persists for the detector's life (the model keeps a direction learned from
-   the train half's own sampling error). The test counts it as one extra independent
-   ``N(0, 1 / (12 n))`` term per block: the block mean is standardised by
-   ``sqrt((n + 2) / (12 n B) + 1 / (12 n))``; a one-sided CUSUM on it fires at ``h``.
-4. **Calibration.** The null of that statistic (``block`` i.i.d. discrete uniform ranks plus
-   the normal reference term, 20,000 blocks) gives ``h`` by the Markov chain of the CUSUM
-   (:func:`detectors.categorical.window_cusum_threshold`) so the expected observations
-   between false alarms is ``target_arl0``; cached per ``(block, target, k, n)``. Measured
-   (``python -m bench.multivariate``, 3 features, warm-up 1,000, block 50): mean run length
-   / target 1.13 (95 % CI 1.02-1.25, 300 runs) at 2,500, 0.98 (0.84-1.12, 200 runs) at
-   1e4, but 1.31 (1.04-1.58, 100 runs) at 1e5: still conservative there. What is left
-   is the persistent part of ``d`` (sd ~0.003, 0.07 of a block's sd, for 3 Gaussian
-   features): it makes detectors differ, and the mean run length over detectors, a mean of
-   ``exp`` of that spread, grows with ``h`` (more so at large targets).
-5. **Effect.** The mean ``u`` of the ``confirm`` vectors after the firing (their AUC against
-   the held-out set), mapped to the shift of two equal-variance normal samples with that
-   AUC: ``effect = sqrt(2) Phi^-1(AUC)`` (AUC 0.76 is effect 1, a one-sigma shift along the
-   best direction). ``Change(before=0, after=effect, scale=1)``. After the report the
-   detector collects a new reference (the post-change data).
+1. **Cells.** Its first ``warmup // 2`` vectors (the *reference*) set, per feature,
+   ``levels - 1`` quantile cut points; every vector then becomes one cell of the grid
+   (``levels ** d`` cells for ``d`` features, at most ``cells``: with the default 256, 6
+   levels for 3 features, 4 for 4, 2 from 6 to 8 features; features beyond ``log2(cells)``,
+   in sorted order, are not watched). A cell stands for the normal scores of its quantiles'
+   midpoints, so the model sees every feature on one scale, heavy tails included. The
+   reference is kept as one count per cell.
+2. **Pool.** The next ``warmup - warmup // 2`` vectors, and from then on every other vector,
+   are *pooled*: counted in a second cell table and never learned. The others are *learned*.
+3. **Domain classifier.** River's ``LogisticRegression`` on the cell's scores and, by default,
+   their pairwise products (a correlation change is a change of the mean of ``z_i z_j``,
+   which a linear model then sees) learns each learned vector as label 1 and a cell drawn
+   from the reference table as label 0.
+4. **Test.** Every vector, before the model may learn it, is scored and ranked among the
+   pool: ``u = (#{w.r < w.x} + v (#{w.r = w.x} + 1)) / (m + 1)`` over the ``m`` pooled
+   vectors ``r`` (one product over the cells), ``v`` uniform. The model never saw a pooled
+   vector, so with no change a new ``x`` and the pool are exchangeable given the model, and
+   ``u`` is uniform whatever the features and however the model wanders. For the pooled
+   vectors these are smoothed conformal p-values, exactly i.i.d. U(0, 1) (the self-starting
+   argument of :mod:`detectors.cusum`, with one scoring function per observation); the
+   learned vectors' ranks share the pool's sampling error, which shrinks as ``1 / m`` while
+   the pool grows (up to ``POOL_CAP`` vectors, then it is frozen). The block statistic, the
+   sum of ``Phi^-1(u)`` over ``block`` vectors divided by ``sqrt(block)``, is then N(0, 1),
+   and a one-sided CUSUM on it fires at ``h``.
+5. **Calibration.** ``h`` is the N(0, 1) one-sided threshold of
+   :func:`detectors.calibration.calibrate` for ``target_arl0 / block`` blocks, cached and
+   persisted like every CUSUM calibration. The former design ranked against a fixed held-out
+   set of 500 reference vectors: its sampling error persisted for the detector's life, and
+   the mean run length was 1.31x the target at 1e5. Measured now (``python -m
+   bench.multivariate``, 3 features) in ``docs/benchmarks/detection.md``.
+6. **Effect.** The mean ``u`` of the ``confirm`` vectors after the firing (their AUC against
+   the pool), mapped to the shift of two equal-variance normal samples with that AUC:
+   ``effect = sqrt(2) Phi^-1(AUC)`` (AUC 0.76 is effect 1, a one-sigma shift along the best
+   direction). ``Change(before=0, after=effect, scale=1)``. After the report the detector
+   learns new cells and a new pool from the post-change data.
 
-Cost: two River ``learn_one`` calls and one small matrix-vector product per observation
-(~40k observations/s on 3 features on an idle core); state ~36 KB (the reference vectors).
+Cost: one product over the cells per vector and a River ``learn_one`` pair per two vectors.
+State: the two cell tables (16- and 8-bit counts), the cut points and the model's weights,
+about 1.3 KiB for 3 features; no vector is kept once the cut points are set.
 Meant for one vector per segment (a handful of numeric features), not for every signal.
 
 >>> import random
@@ -62,64 +53,54 @@ Meant for one vector per segment (a handful of numeric features), not for every 
 >>> data = [pair(0.8) for _ in range(3000)] + [pair(-0.8) for _ in range(1000)]
 >>> det = MultivariateDetector(target_arl0=1e5, warmup=1000, seed=1)
 >>> [(c.tag, round(c.effect, 1)) for i, x in enumerate(data) if (c := det.update(x, i))]
-[(3049, 1.6)]
+[(3099, 1.4)]
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-import random
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from river import linear_model, optim
+from river import linear_model, optim, utils
 
 from detectors.base import Change, Stateful
-from detectors.categorical import window_cusum_threshold
-from detectors.reference import normal_quantile
+from detectors.calibration import calibrate
+from detectors.reference import counter_uniform, normal_quantile, normal_quantiles
 
-__all__ = ["MultivariateDetector", "block_auc_threshold"]
+__all__ = ["MultivariateDetector", "block_threshold", "grid_levels"]
 
 FloatArray = npt.NDArray[np.float64]
 
-_NULL_BLOCKS = 20_000
+POOL_CAP = 65_535  # pooled vectors counted at most (16-bit cell counts)
 
 
-@lru_cache(maxsize=256)
-def block_auc_threshold(block: int, target_arl0: float, k: float = 0.5, n_ref: int = 500) -> float:
-    """``h`` of the CUSUM on standardised block AUCs for ``target_arl0`` observations.
+def block_threshold(block: int, target_arl0: float, k: float = 0.5) -> float:
+    """``h`` of the one-sided CUSUM on N(0, 1) block statistics of ``block`` observations,
+    for ``target_arl0`` observations between false alarms.
 
-    The null block statistic is the mean of ``block`` i.i.d. ranks ``u``, each uniform on
-    ``{0, 1/n_ref, ..., 1}`` (a fresh point among ``n_ref`` exchangeable reference points),
-    plus one ``N(0, 1 / (12 n_ref))`` term for the held-out sample's own error.
-
-    >>> h = block_auc_threshold(50, 1e5)
-    >>> 5 < h < 9
+    >>> h = block_threshold(50, 1e5)
+    >>> 4 < h < 6
     True
     """
-    rng = np.random.default_rng(block)
-    u = rng.integers(0, n_ref + 1, size=(_NULL_BLOCKS, block)).mean(axis=1) / n_ref
-    u += rng.standard_normal(_NULL_BLOCKS) * math.sqrt(_ref_var(n_ref))
-    z = (u - 0.5) / _auc_sd(block, n_ref)
-    try:
-        return window_cusum_threshold(z, k, target_arl0 / block)
-    except (ValueError, OverflowError):  # the chain's ARL overflows (targets beyond ~1e11)
-        # log ARL is asymptotically linear in h: extrapolate from the two decades below
-        h1 = block_auc_threshold(block, target_arl0 / 10.0, k, n_ref)
-        h2 = block_auc_threshold(block, target_arl0 / 100.0, k, n_ref)
-        return h1 + (h1 - h2)
+    # one-sided ARL on N(0, 1) is twice the two-sided one of calibrate()
+    return calibrate(target_arl0 / block / 2.0, k).threshold
 
 
-def _ref_var(n_ref: int) -> float:
-    """Variance of the reference's sampling error ``E[F_n(w . X)] - 1/2`` (any ``w``)."""
-    return 1.0 / (12.0 * n_ref)
+def grid_levels(features: int, cells: int = 256) -> tuple[int, int]:
+    """``(levels, watched)``: quantile levels per feature and how many features are watched,
+    so that ``levels ** watched <= cells`` (at most 16 levels, at least 2).
 
-
-def _auc_sd(block: int, n_ref: int) -> float:
-    """sd of a block's mean rank: ``block`` uniform ranks plus the reference's error."""
-    return math.sqrt((n_ref + 2) / (12.0 * n_ref * block) + _ref_var(n_ref))
+    >>> [grid_levels(d) for d in (1, 2, 3, 4, 5, 6, 8, 12)]
+    [(16, 1), (16, 2), (6, 3), (4, 4), (3, 5), (2, 6), (2, 8), (2, 8)]
+    """
+    watched = min(features, int(math.log2(cells) + 1e-9))
+    levels = min(16, int(cells ** (1.0 / watched) + 1e-9))
+    while (levels + 1) ** watched <= cells and levels < 16:  # float roots fall short
+        levels += 1
+    return max(2, levels), watched
 
 
 class MultivariateDetector(Stateful):
@@ -128,38 +109,46 @@ class MultivariateDetector(Stateful):
     Parameters
     ----------
     target_arl0
-        Expected observations between false alarms with no change (>= 10 * ``block``).
+        Expected observations between false alarms with no change (>= 20 * ``block``).
     block
-        Observation pairs per AUC (one test per block), 10 .. 1000.
+        Vectors per block statistic (one test per block), 10 .. 1000.
     warmup
-        Reference vectors collected before testing (half learned, half held out), >= 100.
+        Vectors before testing: the first half is the reference (cut points, label-0
+        cells), the second half starts the pool (>= 100).
     interactions
-        Also feed the pairwise products of the standardised features (needed for changes
-        of correlation; ``d (d + 1) / 2`` extra inputs for ``d`` features).
+        Also feed the pairwise products of the features' scores (needed for changes of
+        correlation; ``d (d + 1) / 2`` extra inputs for ``d`` features).
     learning_rate
         SGD step of the logistic regression.
     k
-        CUSUM reference value, in standardised block AUCs.
+        CUSUM reference value, in block standard deviations.
     seed
-        Seed of the detector's own RNG (which reference vectors are drawn).
+        Key of the detector's uniforms (tie-breaks, label-0 draws): give every stream its own.
+    cells
+        Cell budget of the grid (16 .. 4096): sets the quantile levels per feature, and the
+        state size (3 bytes per cell).
     confirm
-        Pairs scored after a firing to measure the effect (default ``2 * block``).
+        Vectors scored after a firing to measure the effect (default ``2 * block``).
     """
 
     name = "multivariate"
 
     _sample: list[list[float]]
-    _model: Any  # River's LogisticRegression (untyped)
-    _train: list[list[float]]
-    _held_out: list[list[float]]
-    _eval: FloatArray  # the held-out vectors expanded, one row each (rebuilt on restore)
-    _cols: list[str]
-    _now: list[float]
+    _cuts: list[list[float]]
+    _counts: npt.NDArray[np.uint16]  # the pool, per cell
+    _ref: npt.NDArray[np.uint16]  # the reference, per cell (stored in 8 bits when it fits)
+    _ref_cum: npt.NDArray[np.int64]  # derived: cumulative reference counts (label-0 draws)
+    _model: Any  # River's LogisticRegression (untyped); stored as its weights
+    _scores: FloatArray  # derived: one row of model inputs per cell
+    _inputs: list[dict[str, float]]  # derived: the same rows as River inputs
+    _cols: list[str]  # derived: the model's input names
+    _step: int  # vectors tested since the pool's warm-up (odd ones are learned)
+    _n_now: int  # vectors in the block (or the confirmation) in progress
+    _u_sum: float
+    _z_sum: float
     _cusum: float
     _confirming: bool
     _pending: object
-    _mu: list[float]
-    _sd_f: list[float]
 
     def __init__(
         self,
@@ -171,13 +160,14 @@ class MultivariateDetector(Stateful):
         k: float = 0.5,
         seed: int = 0,
         *,
+        cells: int = 256,
         confirm: int | None = None,
     ) -> None:
         if not isinstance(block, int) or not 10 <= block <= 1000:
             raise ValueError(f"block must be an int in [10, 1000], got {block!r}")
-        if not 10 * block <= target_arl0 <= 1e13:
+        if not 20 * block <= target_arl0 <= 1e13:
             raise ValueError(
-                f"target_arl0 must be in [10 * block = {10 * block}, 1e13], got {target_arl0}"
+                f"target_arl0 must be in [20 * block = {20 * block}, 1e13], got {target_arl0}"
             )
         if not isinstance(warmup, int) or warmup < 100:
             raise ValueError(f"warmup must be an int >= 100, got {warmup!r}")
@@ -185,6 +175,8 @@ class MultivariateDetector(Stateful):
             raise ValueError(f"learning_rate must be in (0, 1], got {learning_rate}")
         if not 0.0 < k <= 3.0:
             raise ValueError(f"k must be in (0, 3], got {k}")
+        if not isinstance(cells, int) or not 16 <= cells <= 4096:
+            raise ValueError(f"cells must be an int in [16, 4096], got {cells!r}")
         if confirm is None:
             confirm = 2 * block
         if confirm < 10:
@@ -196,12 +188,11 @@ class MultivariateDetector(Stateful):
         self.learning_rate = learning_rate
         self.k = k
         self.seed = seed
+        self.cells = cells
         self.confirm = confirm
-        self._n_ref = warmup // 2
-        self._h = block_auc_threshold(block, float(target_arl0), k, self._n_ref)
-        self._sd = _auc_sd(block, self._n_ref)
-        self._rng = random.Random(seed)
+        self._h = block_threshold(block, float(target_arl0), k)
         self._features: list[str] | None = None
+        self._levels = 0
         self._n_total = 0
         self._fired = False
         self._restart()
@@ -220,7 +211,7 @@ class MultivariateDetector(Stateful):
 
     @property
     def statistic(self) -> float:
-        """The CUSUM of standardised block AUCs (fires at :attr:`threshold`)."""
+        """The CUSUM of block statistics (fires at :attr:`threshold`)."""
         return self._cusum
 
     @property
@@ -230,41 +221,61 @@ class MultivariateDetector(Stateful):
 
     @property
     def features(self) -> list[str] | None:
-        """The watched feature names (fixed by the first vector; later new ones ignored)."""
+        """The watched feature names (fixed by the first vector: sorted, at most
+        ``log2(cells)`` of them; others are ignored)."""
         return self._features
+
+    @property
+    def pooled(self) -> int:
+        """Vectors in the pool (what every new vector is ranked against)."""
+        return self._pooled
 
     # -- feeding -------------------------------------------------------------------------
 
     def update(self, x: dict[str, float], tag: object = None) -> Change | None:
         """Feed one feature vector; return a :class:`Change` when a drift is confirmed.
 
-        Missing features count as the reference mean; features first seen after the first
-        vector are ignored.
+        Missing features count as the reference median; features not watched are ignored.
         """
         self._fired = False
         self._n_total += 1
         if self._features is None:
-            self._features = sorted(x)
-            if not self._features:
+            if not x:
                 raise ValueError("the first feature vector is empty")
+            self._levels, watched = grid_levels(len(x), self.cells)
+            self._features = sorted(x)[:watched]
         vec = [float(x[f]) if f in x else math.nan for f in self._features]
         if any(math.isinf(v) for v in vec):
             raise ValueError(f"feature values must be finite, got {x!r}")
-        if self._model is None:
-            self._collect(vec)
+        if not self._cuts:
+            self._learn_cuts(vec)
             return None
-        now = self._expand(vec)
-        self._now.append(self._rank(now))
-        self._model.learn_one(now, True)
-        self._model.learn_one(self._expand(self._rng.choice(self._train)), False)
+        cell = self._cell(vec)
+        if self._model is None:  # the pool's first vectors: counted, not scored
+            self._counts[cell] += 1
+            self._pooled += 1
+            if self._pooled >= self.warmup - self.warmup // 2:
+                self._model = self._new_model()
+            return None
+        u = self._rank(cell)  # scored before the model may learn it
+        self._step += 1
+        if self._step % 2:  # learned: "now" as 1, a reference cell as 0
+            self._model.learn_one(self._inputs[cell], True)
+            pick = counter_uniform(self.seed, 2 * self._n_total + 1) * int(self._ref_cum[-1])
+            other = int(np.searchsorted(self._ref_cum, pick, side="right"))
+            self._model.learn_one(self._inputs[other], False)
+        elif self._pooled < POOL_CAP:  # pooled: counted, never learned
+            self._counts[cell] += 1
+            self._pooled += 1
+        self._n_now += 1
+        self._u_sum += u
+        self._z_sum += normal_quantile(u)
         if self._confirming:
-            if len(self._now) < self.confirm:
-                return None
-            return self._report()
-        if len(self._now) < self.block:
+            return self._report() if self._n_now >= self.confirm else None
+        if self._n_now < self.block:
             return None
-        z = (math.fsum(self._now) / len(self._now) - 0.5) / self._sd
-        self._now = []
+        z = self._z_sum / math.sqrt(self._n_now)
+        self._n_now, self._u_sum, self._z_sum = 0, 0.0, 0.0
         self._cusum = max(0.0, self._cusum + z - self.k)
         if self._cusum >= self._h:
             self._confirming = True
@@ -272,22 +283,23 @@ class MultivariateDetector(Stateful):
             self._cusum = 0.0
         return None
 
-    def _rank(self, now: dict[str, float]) -> float:
-        """Share of held-out reference vectors the model scores below ``now`` (ties half).
+    def _rank(self, cell: int) -> float:
+        """Smoothed conformal p-value of ``cell`` among the pool under the current model.
 
         The logistic model is monotone in its linear score, so ranking ``w . x`` against the
-        held-out ``w . r`` (one matrix-vector product) is ranking the predicted probabilities.
+        pool's ``w . r`` (one product over the cells) is ranking the predicted probabilities.
         """
         weights = self._model.weights
         w = np.fromiter((weights.get(c, 0.0) for c in self._cols), np.float64, len(self._cols))
-        ref = self._eval @ w
-        s = float(np.fromiter((now[c] for c in self._cols), np.float64, len(self._cols)) @ w)
-        below = int(np.count_nonzero(ref < s))
-        ties = int(np.count_nonzero(ref == s))
-        return (below + 0.5 * ties) / len(ref)
+        score = self._scores @ w
+        s = score[cell]
+        below = int(self._counts[score < s].sum())
+        same = int(self._counts[score == s].sum())
+        v = counter_uniform(self.seed, 2 * self._n_total)
+        return (below + v * (same + 1)) / (self._pooled + 1)
 
     def _report(self) -> Change:
-        auc = min(max(math.fsum(self._now) / len(self._now), 0.5), 1.0 - 1e-6)
+        auc = min(max(self._u_sum / self._n_now, 0.5), 1.0 - 1e-6)
         effect = math.sqrt(2.0) * normal_quantile(auc)
         change = Change(
             detector=self.name,
@@ -301,78 +313,137 @@ class MultivariateDetector(Stateful):
         self._restart()
         return change
 
-    # -- reference -----------------------------------------------------------------------
+    # -- cells ---------------------------------------------------------------------------
 
     def _restart(self) -> None:
         self._sample = []
+        self._cuts = []
+        self._counts = np.zeros(0, dtype=np.uint16)
+        self._ref = np.zeros(0, dtype=np.uint16)
+        self._ref_cum = np.zeros(0, dtype=np.int64)
+        self._pooled = 0
         self._model = None
-        self._train = []
-        self._held_out = []
-        self._eval = np.empty((0, 0))
+        self._scores = np.empty((0, 0))
+        self._inputs = []
         self._cols = []
-        self._now = []
+        self._step = 0
+        self._n_now = 0
+        self._u_sum = 0.0
+        self._z_sum = 0.0
         self._cusum = 0.0
         self._confirming = False
         self._pending = None
 
-    def _collect(self, vec: list[float]) -> None:
+    def _new_model(self) -> Any:
+        return linear_model.LogisticRegression(optimizer=optim.SGD(self.learning_rate))
+
+    def _learn_cuts(self, vec: list[float]) -> None:
         self._sample.append(vec)
-        if len(self._sample) < self.warmup:
+        if len(self._sample) < self.warmup // 2:
             return
         a = np.asarray(self._sample, dtype=np.float64)
-        self._mu = np.nan_to_num(np.nanmean(a, axis=0)).tolist()
-        sd = np.nan_to_num(np.nanstd(a, axis=0, ddof=1), nan=1.0)
-        self._sd_f = np.where(sd > 0, sd, 1.0).tolist()
-        self._train, self._held_out = self._sample[0::2], self._sample[1::2]
+        q = np.arange(1, self._levels) / self._levels
+        cuts: list[list[float]] = []
+        for col in a.T:
+            seen = col[~np.isnan(col)]
+            cuts.append(np.quantile(seen, q).tolist() if seen.size else [0.0] * (self._levels - 1))
+        self._cuts = cuts
+        size = self._levels ** len(cuts)
+        self._counts = np.zeros(size, dtype=np.uint16)
+        cells = [self._cell(v) for v in self._sample]
+        self._ref = np.bincount(cells, minlength=size).astype(np.uint16)
         self._sample = []
-        self._build_eval()
-        self._model = linear_model.LogisticRegression(optimizer=optim.SGD(self.learning_rate))
+        self._build_cells()
 
-    def _build_eval(self) -> None:
-        rows = [self._expand(v) for v in self._held_out]
-        self._cols = list(rows[0]) if rows else []
-        self._eval = np.array([[e[c] for c in self._cols] for e in rows], dtype=np.float64)
+    def _cell(self, vec: list[float]) -> int:
+        cell, stride = 0, 1
+        for v, cuts in zip(vec, self._cuts, strict=True):
+            level = self._levels // 2 if math.isnan(v) else bisect.bisect_right(cuts, v)
+            cell += level * stride
+            stride *= self._levels
+        return cell
+
+    def _build_cells(self) -> None:
+        """What is derived from the grid: every cell's model inputs, the reference's
+        cumulative counts (never stored)."""
+        assert self._features is not None
+        q = self._levels
+        mid = normal_quantiles((np.arange(q) + 0.5) / q)
+        d = len(self._features)
+        idx = np.arange(q**d)
+        z = np.stack([mid[(idx // q**i) % q] for i in range(d)], axis=1)
+        names = list(self._features)
+        cols = [z]
+        if self.interactions:
+            for i in range(d):
+                for j in range(i, d):
+                    cols.append((z[:, i] * z[:, j])[:, None])
+                    names.append(f"{self._features[i]}*{self._features[j]}")
+        self._scores = np.hstack(cols)
+        self._cols = names
+        self._inputs = [dict(zip(names, row, strict=True)) for row in self._scores.tolist()]
+        self._ref_cum = np.cumsum(self._ref, dtype=np.int64)
+
+    # -- state ---------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_eval"] = None  # derived from the held-out vectors: not stored twice
+        """Compact: derived arrays dropped, cell tables as raw bytes, the model as its
+        weights (in River's own order, so restored sums add up bit for bit)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+        state["_counts"] = self._counts.tobytes()
+        small = self._ref.size and int(self._ref.max()) < 256
+        state["_ref"] = self._ref.astype(np.uint8 if small else np.uint16).tobytes()
+        state["_ref_wide"] = not small
+        if self._model is not None:
+            m = self._model
+            state["_model"] = (
+                list(m._weights.to_dict().items()),
+                m.intercept,
+                m.optimizer.n_iterations,
+            )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "_held_out" not in state:  # stored by the former version (pairs of River scores)
-            state = dict(state)
-            state["_held_out"] = state.pop("_eval", None) or []
-            state.pop("_ref", None)
-            state["_now"] = []  # scores, not ranks: the block in progress starts over
-            n_ref = state["_n_ref"] = state["warmup"] // 2
-            state["_h"] = block_auc_threshold(
-                state["block"], float(state["target_arl0"]), state["k"], n_ref
+        if "_cuts" not in state:  # stored by a former version (kept reference vectors)
+            fresh = MultivariateDetector(
+                state["target_arl0"],
+                state["block"],
+                state["warmup"],
+                state["interactions"],
+                state["learning_rate"],
+                state["k"],
+                state["seed"],
+                confirm=state["confirm"],
             )
-            state["_sd"] = _auc_sd(state["block"], n_ref)
+            fresh._n_total = state.get("_n_total", 0)
+            self.__dict__.update(fresh.__dict__)  # its reference starts over
+            return
+        state = dict(state)
+        state["_counts"] = np.frombuffer(state["_counts"], dtype=np.uint16).copy()
+        wide = state.pop("_ref_wide")
+        ref = np.frombuffer(state["_ref"], dtype=np.uint16 if wide else np.uint8)
+        state["_ref"] = ref.astype(np.uint16)
+        packed = state["_model"]
         self.__dict__.update(state)
-        if self._held_out:
-            self._build_eval()
+        if packed is not None:
+            weights, intercept, n_iterations = packed
+            self._model = self._new_model()
+            self._model._weights = utils.VectorDict(dict(weights))
+            self._model.intercept = intercept
+            self._model.optimizer.n_iterations = n_iterations
+        if self._cuts:
+            self._build_cells()
         else:
-            self._eval = np.empty((0, 0))
-
-    def _expand(self, vec: list[float]) -> dict[str, float]:
-        assert self._features is not None
-        z = [
-            0.0 if math.isnan(v) else max(-10.0, min(10.0, (v - m) / s))
-            for v, m, s in zip(vec, self._mu, self._sd_f, strict=True)
-        ]
-        out = dict(zip(self._features, z, strict=True))
-        if self.interactions:
-            names = self._features
-            for i in range(len(z)):
-                for j in range(i, len(z)):
-                    out[f"{names[i]}*{names[j]}"] = z[i] * z[j]
-        return out
+            self._scores, self._inputs, self._cols = np.empty((0, 0)), [], []
+            self._ref_cum = np.zeros(0, dtype=np.int64)
 
     # -- repr ----------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(target_arl0={self.target_arl0!r}, block={self.block}, "
-            f"warmup={self.warmup}, interactions={self.interactions})"
+            f"warmup={self.warmup}, cells={self.cells}, interactions={self.interactions})"
         )
+
+
+_DERIVED = frozenset({"_scores", "_inputs", "_cols", "_ref_cum"})

@@ -117,10 +117,11 @@ class CategoricalSettings(_Section):
 class MultivariateSettings(_Section):
     """Calibrated mode: joint drift of a record's numeric features, per segment.
 
-    A River logistic regression learns "reference vs now" on the features and their
-    pairwise products; its windowed AUC is tested by a calibrated CUSUM. About 10k
-    observations/s per detector, so it watches the scopes listed here, every
-    ``sample_every``-th record (its ARL0 counts its own observations)."""
+    A River logistic regression learns "reference vs now" on the features (as quantile
+    cells) and their pairwise products; the ranks of new vectors among a pool of vectors it
+    never learned are tested by a calibrated CUSUM. About 30-50k observations/s per
+    detector, so it watches the scopes listed here, every ``sample_every``-th record (its
+    ARL0 counts its own observations)."""
 
     enabled: bool = True
     scopes: list[str] = Field(
@@ -128,8 +129,16 @@ class MultivariateSettings(_Section):
         description="Segment scopes watched: segment (leaf), a dimension name, or global.",
     )
     sample_every: int = Field(1, ge=1, description="Feed every n-th record of a segment.")
-    block: int = Field(50, ge=10, le=1000, description="Pairs per AUC block.")
-    warmup: int = Field(1000, ge=100, description="Vectors that form the reference.")
+    block: int = Field(50, ge=10, le=1000, description="Vectors per CUSUM step.")
+    warmup: int = Field(
+        1000, ge=100, description="Vectors before testing: half reference, half first pool."
+    )
+    cells: int = Field(
+        256,
+        ge=16,
+        le=4096,
+        description="Cell budget of the feature grid (6 levels for 3 features; 3 bytes each).",
+    )
 
 
 class DetectionSettings(_Section):

@@ -213,10 +213,11 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
     mv = det.multivariate
     multivariate = None
     if mv.enabled:
-        MultivariateDetector(target, mv.block, mv.warmup)  # validate + calibrate now (cached)
+        # validate + calibrate now (cached)
+        MultivariateDetector(target, mv.block, mv.warmup, cells=mv.cells)
 
         def multivariate(stream: str, seed: int) -> Watcher:
-            return MultivariateDetector(target, mv.block, mv.warmup, seed=seed)
+            return MultivariateDetector(target, mv.block, mv.warmup, seed=seed, cells=mv.cells)
 
     warmup = 1000 if det.warmup is None else max(det.warmup, 10)
     plan = CalibratedPlan(
