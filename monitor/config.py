@@ -131,7 +131,10 @@ class MultivariateSettings(_Section):
     sample_every: int = Field(1, ge=1, description="Feed every n-th record of a segment.")
     block: int = Field(50, ge=10, le=1000, description="Vectors per CUSUM step.")
     warmup: int = Field(
-        1000, ge=100, description="Vectors before testing: half reference, half first pool."
+        1000,
+        ge=100,
+        le=131_070,
+        description="Vectors before testing: half reference, half first pool.",
     )
     cells: int = Field(
         256,
