@@ -135,7 +135,7 @@ class MultivariateDetector(Stateful):
         Key of the detector's uniforms (tie-breaks, label-0 draws): give every stream its own.
     cells
         Cell budget of the grid (16 .. 4096): sets the quantile levels per feature, and the
-        state size (3 bytes per cell).
+        state size (3-4 bytes per cell).
     confirm
         Vectors scored after a firing to measure the effect (default ``2 * block``).
     """
@@ -403,9 +403,8 @@ class MultivariateDetector(Stateful):
         weights (in River's own order, so restored sums add up bit for bit)."""
         state = {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
         state["_counts"] = self._counts.tobytes()
-        small = self._ref.size and int(self._ref.max()) < 256
+        small = self._ref.size and int(self._ref.max()) < 256  # one byte a cell while it fits
         state["_ref"] = self._ref.astype(np.uint8 if small else np.uint16).tobytes()
-        state["_ref_wide"] = not small
         if self._model is not None:
             m = self._model
             state["_model"] = (
@@ -432,8 +431,8 @@ class MultivariateDetector(Stateful):
             return
         state = dict(state)
         state["_counts"] = np.frombuffer(state["_counts"], dtype=np.uint16).copy()
-        wide = state.pop("_ref_wide")
-        ref = np.frombuffer(state["_ref"], dtype=np.uint16 if wide else np.uint8)
+        narrow = len(state["_ref"]) == len(state["_counts"])  # one byte a cell, not two
+        ref = np.frombuffer(state["_ref"], dtype=np.uint8 if narrow else np.uint16)
         state["_ref"] = ref.astype(np.uint16)
         packed = state["_model"]
         self.__dict__.update(state)

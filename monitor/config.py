@@ -140,7 +140,7 @@ class MultivariateSettings(_Section):
         256,
         ge=16,
         le=4096,
-        description="Cell budget of the feature grid (6 levels for 3 features; 3 bytes each).",
+        description="Cell budget of the feature grid (6 levels for 3 features; 3-4 bytes each).",
     )
 
 

@@ -178,11 +178,18 @@ def test_state_does_not_grow_with_the_stream() -> None:
     rng = random.Random(5)
     det = MultivariateDetector(target_arl0=1e9, warmup=1000, seed=1)
     sizes = []
-    for n in (2000, 20_000):
+    for n in (2000, 60_000):
         for v in pairs(rng, n, 0.3):
             det.update(v)
         sizes.append(len(det.state()))
-    assert sizes[1] - sizes[0] < 16  # counters, not vectors
+    assert int(det._ref.max()) >= 256  # the reference table is stored in 16 bits now ...
+    assert sizes[1] - sizes[0] < 16 + det._ref.size  # ... still counters, not vectors
+    restored = MultivariateDetector.from_state(det.state())
+    assert np.array_equal(restored._ref, det._ref)
+    assert np.array_equal(restored._counts, det._counts)
+    tail = pairs(rng, 3000, 0.3)
+    assert [det.update(v) for v in tail] == [restored.update(v) for v in tail]
+    assert det.statistic == restored.statistic
 
 
 def test_grid_fits_the_cell_budget_and_extra_features_are_ignored() -> None:
