@@ -146,7 +146,6 @@ class MultivariateDetector(Stateful):
     _cuts: list[list[float]]
     _counts: npt.NDArray[np.uint16]  # the pool, per cell
     _ref: npt.NDArray[np.uint16]  # the reference, per cell (stored in 8 bits when it fits)
-    _ref_cum: npt.NDArray[np.int64]  # derived: cumulative reference counts (label-0 draws)
     _model: Any  # River's LogisticRegression (untyped); stored as its weights
     _scores: FloatArray  # derived: one row of model inputs per cell
     _inputs: list[dict[str, float]]  # derived: the same rows as River inputs
@@ -270,12 +269,12 @@ class MultivariateDetector(Stateful):
         self._step += 1
         if self._step % 2:  # learned: "now" as 1, a reference cell as 0
             self._model.learn_one(self._inputs[cell], True)
-            pick = counter_uniform(self.seed, 2 * self._n_total + 1) * int(self._ref_cum[-1])
-            other = int(np.searchsorted(self._ref_cum, pick, side="right"))
+            cum = np.cumsum(self._ref, dtype=np.int64)
+            pick = counter_uniform(self.seed, 2 * self._n_total + 1) * int(cum[-1])
+            other = int(np.searchsorted(cum, pick, side="right"))
             self._model.learn_one(self._inputs[other], False)
-            if int(self._ref_cum[-1]) < POOL_CAP:  # the reference grows with "now"
+            if int(cum[-1]) < POOL_CAP:  # the reference grows with "now"
                 self._ref[cell] += 1
-                self._ref_cum[cell:] += 1
         elif self._pooled < POOL_CAP:  # pooled: counted, never learned
             self._counts[cell] += 1
             self._pooled += 1
@@ -332,7 +331,6 @@ class MultivariateDetector(Stateful):
         self._cuts = []
         self._counts = np.zeros(0, dtype=np.uint16)
         self._ref = np.zeros(0, dtype=np.uint16)
-        self._ref_cum = np.zeros(0, dtype=np.int64)
         self._pooled = 0
         self._model = None
         self._scores = np.empty((0, 0))
@@ -376,8 +374,7 @@ class MultivariateDetector(Stateful):
         return cell
 
     def _build_cells(self) -> None:
-        """What is derived from the grid: every cell's model inputs, the reference's
-        cumulative counts (never stored)."""
+        """Every cell's model inputs: derived from the grid, never stored."""
         assert self._features is not None
         q = self._levels
         mid = normal_quantiles((np.arange(q) + 0.5) / q)
@@ -394,7 +391,6 @@ class MultivariateDetector(Stateful):
         self._scores = np.hstack(cols)
         self._cols = names
         self._inputs = [dict(zip(names, row, strict=True)) for row in self._scores.tolist()]
-        self._ref_cum = np.cumsum(self._ref, dtype=np.int64)
 
     # -- state ---------------------------------------------------------------------------
 
@@ -446,7 +442,6 @@ class MultivariateDetector(Stateful):
             self._build_cells()
         else:
             self._scores, self._inputs, self._cols = np.empty((0, 0)), [], []
-            self._ref_cum = np.zeros(0, dtype=np.int64)
 
     # -- repr ----------------------------------------------------------------------------
 
@@ -457,4 +452,4 @@ class MultivariateDetector(Stateful):
         )
 
 
-_DERIVED = frozenset({"_scores", "_inputs", "_cols", "_ref_cum"})
+_DERIVED = frozenset({"_scores", "_inputs", "_cols"})

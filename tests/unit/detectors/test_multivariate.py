@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import random
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -107,8 +108,6 @@ def check_uniform_and_independent(u: np.ndarray, block: int = 50) -> None:
     c = u - u.mean(axis=1, keepdims=True)
     assert abs((c[:, 1:] * c[:, :-1]).mean() / c.var()) < 0.03  # lag-1 autocorrelation ~ 0
     # the block statistics the CUSUM sums: N(0, 1)
-    from statistics import NormalDist
-
     z = np.vectorize(NormalDist().inv_cdf)(u).reshape(u.shape[0], -1, block).sum(axis=2)
     z /= math.sqrt(block)
     assert abs(z.mean()) < 3.5 / math.sqrt(z.size)  # 3.5 standard errors
