@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA_LIBS ?= build/kafka/libs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit lint format typecheck kafka-jars system-deps clean bench-detect
+.PHONY: help install run test unit test-kernels lint format typecheck kafka-jars system-deps clean bench-detect
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,16 @@ typecheck: install ## mypy --strict on monitor/, detectors/ and bench/
 
 unit: install ## Fast tests only (no Kafka, no Alertmanager)
 	$(PY) -m pytest -m "not kafka and not alertmanager"
+
+# OpenBLAS kernel families to force in test-kernels (each must run on this CPU: Prescott
+# needs SSE3, Sandybridge AVX, Haswell AVX2, SkylakeX AVX-512)
+OPENBLAS_KERNELS ?= Haswell Sandybridge
+
+test-kernels: install ## The fast tier again with each OpenBLAS kernel in OPENBLAS_KERNELS forced: no test may depend on the CPU
+	@for k in $(OPENBLAS_KERNELS); do \
+	  echo "== OPENBLAS_CORETYPE=$$k"; \
+	  OPENBLAS_CORETYPE=$$k $(PY) -m pytest -q -p no:cacheprovider -m "not kafka and not alertmanager" || exit 1; \
+	done
 
 test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests, real-Kafka and real-Alertmanager tests
 	$(PY) -m pytest
