@@ -32,6 +32,7 @@ from detectors.kswin import KSWINDetector
 from detectors.page_hinkley import PageHinkleyDetector
 from detectors.plans import Anchored, CalibratedPlan, CategoricalWatchers, stream_seed
 from detectors.reference import Reference
+from detectors.scale import ScaleCUSUMDetector, calibrate_scale
 
 __all__ = [
     "ADWINDetector",
@@ -58,12 +59,14 @@ __all__ = [
     "Persistence",
     "Plan",
     "Reference",
+    "ScaleCUSUMDetector",
     "SignalKind",
     "Watcher",
     "calibrate",
     "calibrate_bernoulli",
     "calibrate_bootstrap",
     "calibrate_categorical",
+    "calibrate_scale",
     "cusum_first_alarms",
     "make_detector",
     "registered",

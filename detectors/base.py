@@ -12,6 +12,10 @@ say *how much* moved, not only *that* something moved:
   detection (the regime that was in force before the change);
 * ``after``: the mean of the ``confirm`` observations that follow the firing one.
 
+A detector of the *spread* (``measure = "spread"``, :mod:`detectors.scale`) reports standard
+deviations instead: ``before`` / ``scale`` the spread before the change, ``after`` that of
+the ``confirm`` observations; :attr:`Change.measure` says which a report holds.
+
 The contract every detector keeps (checked by one contract test over all of them):
 
 * hyper-parameters are public attributes named like the ``__init__`` arguments and
@@ -42,10 +46,14 @@ class Change:
     ``tag`` is whatever the caller passed with the observation that fired (the monitor passes
     the record's source position); ``after`` is the mean of the ``confirm`` observations that
     followed, so the report arrives ``confirm`` observations after the firing one.
+    ``measure`` is ``"mean"`` (``before`` / ``after`` are means) or ``"spread"`` (they are
+    standard deviations).
 
     >>> c = Change(detector="adwin", before=10.0, after=13.0, scale=1.5, n=500, tag="line 9")
     >>> c.effect
     2.0
+    >>> Change("scale", before=2.0, after=0.5, scale=2.0, n=900, measure="spread").effect
+    -3.0
     """
 
     detector: str
@@ -54,10 +62,17 @@ class Change:
     scale: float
     n: int
     tag: object = None
+    measure: str = "mean"
 
     @property
     def effect(self) -> float:
-        """Signed shift of the mean in units of the pre-change spread (a z-like effect size)."""
+        """Signed size of the change. ``mean``: the shift of the mean in units of the
+        pre-change spread (a z-like effect size). ``spread``: ``+(r - 1)`` for a spread that
+        rose ``r``-fold, ``-(r - 1)`` for one that fell ``r``-fold (so ``+-1`` is a doubling
+        or a halving, the size a 1-sigma mean shift has)."""
+        if self.measure == "spread":
+            up = self.after / self.before
+            return up - 1.0 if up >= 1.0 else 1.0 - 1.0 / up
         return (self.after - self.before) / self.scale
 
 
@@ -97,6 +112,8 @@ class Detector(Stateful, ABC):
     name: ClassVar[str]
     #: True for families that only take 0/1 observations (error, refusal, flag rates).
     binary_only: ClassVar[bool] = False
+    #: What the family's changes measure: ``"mean"`` (location) or ``"spread"``.
+    measure: ClassVar[str] = "mean"
 
     def __init__(self, *, warmup: int = 100, confirm: int = 30, binary: bool = False) -> None:
         if warmup < 0:

@@ -7,6 +7,11 @@ For every numeric or rate signal of every segment:
   :class:`~detectors.bernoulli.BernoulliCUSUMDetector` (a rise by ``rate_ratio``); both
   learn from their first ``warmup`` observations, keep counting every value into their
   reference (self-starting, exact ARL0) and learn anew after each detection;
+* for numeric signals, a :class:`~detectors.scale.ScaleCUSUMDetector` against the same own
+  past (a CUSUM on the squared self-starting scores, tuned for a spread change by
+  ``spread_ratio``; ``None`` turns it off): a change of spread with the mean unchanged
+  (added noise, a unit mix-up, a stuck or clipped feature) is invisible to the location
+  CUSUM; its changes have ``measure="spread"`` and the detector name ``scale``;
 * when a reference profile is in force, a second CUSUM **anchored** to the validated
   baseline ("is this new context like the one we validated?"); its changes are reported
   with the profile's mean and spread as ``before`` / ``scale`` and the detector name
@@ -29,8 +34,10 @@ its stream id, so discrete signals never share their randomisation.
 >>> ref = Reference.from_sample([rng.gauss(100, 10) for _ in range(3000)])
 >>> plan = CalibratedPlan(target_arl0=1e5, references={"latency_ms": ref}, profile="canary")
 >>> [w.name for w in plan.watchers("latency_ms", SignalKind.NUMERIC, "region=eu|latency_ms")]
-['cusum', 'cusum@canary']
->>> anchored = plan.watchers("latency_ms", SignalKind.NUMERIC, "s")[1]
+['cusum', 'scale', 'cusum@canary']
+>>> [w.name for w in plan.watchers("error_rate", SignalKind.RATE, "region=eu|error_rate")]
+['bernoulli']
+>>> anchored = plan.watchers("latency_ms", SignalKind.NUMERIC, "s")[2]
 >>> hits = [c for i in range(3000) if (c := anchored.update(rng.gauss(130, 10), i))]
 >>> hits[0].tag < 150, hits[0].detector, round(hits[0].effect)  # warm-up: 100
 (True, 'cusum@canary', 3)
@@ -50,6 +57,7 @@ from detectors.bernoulli import BernoulliCUSUMDetector
 from detectors.categorical import CategoricalDetector
 from detectors.cusum import CUSUMDetector
 from detectors.reference import Reference
+from detectors.scale import ScaleCUSUMDetector
 
 __all__ = ["Anchored", "CalibratedPlan", "CategoricalWatchers", "stream_seed"]
 
@@ -97,8 +105,8 @@ class Anchored:
 
 class CalibratedPlan:
     """Per signal: an own-past detector (numeric: CUSUM on normal scores; 0/1 rates:
-    Bernoulli CUSUM for a rise), + an anchored CUSUM with a profile, + categorical and
-    multivariate detectors."""
+    Bernoulli CUSUM for a rise), + a spread CUSUM (numeric), + an anchored CUSUM with a
+    profile, + categorical and multivariate detectors."""
 
     def __init__(
         self,
@@ -107,6 +115,7 @@ class CalibratedPlan:
         k: float = 0.3,
         rate_k: float = 0.25,
         rate_ratio: float = 1.5,
+        spread_ratio: float | None = 1.5,
         warmup: int = 1000,
         confirm: int = 30,
         references: dict[str, Reference] | None = None,
@@ -118,6 +127,7 @@ class CalibratedPlan:
         self.k = k
         self.rate_k = rate_k
         self.rate_ratio = rate_ratio
+        self.spread_ratio = spread_ratio
         self.warmup = warmup
         self.confirm = confirm
         self.references = references or {}
@@ -126,6 +136,10 @@ class CalibratedPlan:
         self.multivariate = multivariate
         CUSUMDetector(target_arl0, k, warmup=warmup, confirm=confirm)  # validate now
         BernoulliCUSUMDetector(target_arl0, rate_ratio, warmup=max(warmup, 10), confirm=confirm)
+        if spread_ratio is not None:
+            ScaleCUSUMDetector(
+                target_arl0, spread_ratio, warmup=max(warmup, 10), confirm=max(confirm, 2)
+            )
 
     def watchers(self, signal: str, kind: SignalKind, stream: str = "") -> list[Watcher]:
         seed = stream_seed(stream or signal)
@@ -151,6 +165,17 @@ class CalibratedPlan:
                 self.target_arl0, k, seed=seed, warmup=self.warmup, confirm=self.confirm
             )
         out: list[Watcher] = [own]
+        if not binary and self.spread_ratio is not None:
+            # its own seed: its false alarms do not coincide with the location CUSUM's
+            out.append(
+                ScaleCUSUMDetector(
+                    self.target_arl0,
+                    self.spread_ratio,
+                    seed=seed ^ 0x5CA1E5CA1E,
+                    warmup=max(self.warmup, 10),
+                    confirm=max(self.confirm, 2),
+                )
+            )
         ref = self.references.get(signal)
         if ref is not None:
             anchored = CUSUMDetector(

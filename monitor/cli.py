@@ -28,6 +28,7 @@ from rich.table import Table
 
 from detectors import SignalKind, calibrate
 from detectors.bernoulli import calibrate_bernoulli, grid_rate
+from detectors.scale import calibrate_scale
 from monitor import __version__
 from monitor.config import Settings, load_settings
 from monitor.demo import LocalWebhook, demo_router
@@ -599,6 +600,7 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         num = calibrate(target, det.k)
         q = grid_rate(0.05, det.rate_ratio)
         rate = calibrate_bernoulli(target, q, det.rate_ratio)
+        spread = calibrate_scale(target, det.spread_ratio) if det.spread_ratio else None
         body = {
             "mode": det.mode,
             "budget": b.describe(),
@@ -619,6 +621,17 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
                     "threshold": rate.threshold * rate.unit,
                     "achieved_arl0": rate.achieved_arl0,
                     "seconds": round(rate.seconds, 3),
+                },
+                "spread": None
+                if spread is None
+                else {
+                    "detector": "scale",
+                    "ratio": spread.ratio,
+                    "k": [spread.k_up, spread.k_down],
+                    "threshold": [spread.h_up, spread.h_down],
+                    "achieved_arl0": spread.achieved_arl0,
+                    "ci95": list(spread.ci95),
+                    "seconds": round(spread.seconds, 3),
                 },
             },
         }
@@ -650,6 +663,13 @@ def budget(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
             f"h={rate.threshold * rate.unit:.3f}  achieved {rate.achieved_arl0:.3g} (exact)  "
             f"calibrated in {rate.seconds:.2f}s (per learned rate, cached)"
         )
+        if spread is not None:
+            out.print(
+                f"  spread   CUSUM on z² for σ -> {spread.ratio:g} σ and σ / {spread.ratio:g}: "
+                f"h={spread.h_up:.3f} / {spread.h_down:.3f}  achieved "
+                f"{spread.achieved_arl0:.3g} (95% CI {spread.ci95[0]:.3g} to "
+                f"{spread.ci95[1]:.3g})  calibrated in {spread.seconds:.2f}s"
+            )
 
 
 routes_app = typer.Typer(help="The alert routing tree.", no_args_is_help=True)

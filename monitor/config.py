@@ -190,6 +190,13 @@ class DetectionSettings(_Section):
         le=10,
         description="Rise of a 0/1 rate the own-past Bernoulli CUSUM is tuned for (p -> r p).",
     )
+    spread_ratio: float | None = Field(
+        1.5,
+        gt=1,
+        le=10,
+        description="Spread change the numeric spread CUSUM is tuned for (sigma -> r sigma "
+        "and sigma -> sigma / r); null: no spread detector.",
+    )
     budget: BudgetSettings = Field(default_factory=BudgetSettings)  # type: ignore[arg-type]
     warmup: int | None = Field(
         None,
@@ -215,6 +222,15 @@ class DecisionSettings(_Section):
     rate_halt_ratio: float = Field(
         2.0, gt=1, description="0/1 rates: a rise by at least this factor HALTs at once."
     )
+    spread_warn_ratio: float = Field(
+        1.3,
+        gt=1,
+        description="Numeric spread: a rise or fall (sigma after / before, or its inverse) "
+        "by at least this factor raises WARN.",
+    )
+    spread_halt_ratio: float = Field(
+        2.0, gt=1, description="Numeric spread: a change by at least this factor HALTs at once."
+    )
     halt_after: int = Field(
         3, ge=1, description="WARN escalates to HALT after this many WARN-level events."
     )
@@ -234,6 +250,11 @@ class DecisionSettings(_Section):
             raise ValueError(
                 f"rate_halt_ratio ({self.rate_halt_ratio}) must be >= rate_warn_ratio "
                 f"({self.rate_warn_ratio})"
+            )
+        if self.spread_halt_ratio < self.spread_warn_ratio:
+            raise ValueError(
+                f"spread_halt_ratio ({self.spread_halt_ratio}) must be >= spread_warn_ratio "
+                f"({self.spread_warn_ratio})"
             )
         return self
 

@@ -9,6 +9,12 @@ Rules, per scope (a leaf segment, a roll-up, or global):
   it rose instead: ``rate_warn_ratio`` (1.25x) for WARN, ``rate_halt_ratio`` (2x) for HALT
   at once; a falling rate raises nothing (a sigma scale is meaningless here: 5 % -> 10 %
   errors is only 0.23 sigma of a Bernoulli);
+* a change of the *spread* of a numeric signal (``measure == "spread"``, from the spread
+  CUSUM) is judged by the ratio of standard deviations, ``max(after / before, before /
+  after)``: ``spread_warn_ratio`` (1.3x) for WARN, ``spread_halt_ratio`` (2x) for HALT at
+  once, a rise and a fall alike (added noise and a stuck feature are both broken inputs).
+  The new spread is read from the ``confirm`` values after the firing (30: about +-13 %),
+  so a true 1.5x change, the size the detector is tuned for, clears 1.3x ~85 % of the time;
 * a smaller shift raises WARN; the ``halt_after``-th WARN-level event within
   ``halt_within_s`` of record time in a scope that is already at WARN escalates it to HALT
   (persistent drift, even if moderate);
@@ -36,6 +42,10 @@ True
 ...                     0.2, 0.05, 0.11, 0.22, 5000, 0, Position("demo", 0, 9), rate=True)
 >>> describe(errors), engine.decide(errors).level.value
 ('error_rate rose ×2.2 (5.00% → 11.00%) [bernoulli]', 'HALT')
+>>> noisy = DriftEvent("region=ap", "region", {"region": "ap"}, "feature:x", "scale",
+...                    2.0, 1.2, 3.6, 1.2, 4000, 0, Position("demo", 0, 12), measure="spread")
+>>> describe(noisy), engine.decide(noisy).level.value
+('feature:x spread rose ×3.0 (σ 1.2 → 3.6) [scale]', 'HALT')
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from detectors.budget import Persistence
 from monitor.config import DecisionSettings
 from monitor.events import DriftEvent, Level, Signal
 
-__all__ = ["ActiveScope", "DecisionEngine", "describe", "rate_ratio"]
+__all__ = ["ActiveScope", "DecisionEngine", "describe", "rate_ratio", "spread_ratio"]
 
 
 @dataclass(slots=True)
@@ -64,6 +74,13 @@ class ActiveScope:
 def describe(event: DriftEvent) -> str:
     """One line a person can act on: what moved, by how much, where."""
     direction = "rose" if event.effect > 0 else "fell"
+    if event.measure == "spread":
+        ratio = spread_ratio(event)
+        times = f"×{ratio:.1f}" if ratio < 1e3 else "to ~0" if direction == "fell" else "from ~0"
+        return (
+            f"{event.signal} spread {direction} {times} "
+            f"(σ {event.before:.3g} → {event.after:.3g}) [{event.detector}]"
+        )
     if event.rate:
         ratio = rate_ratio(event)
         times = f"×{ratio:.2g} " if math.isfinite(ratio) else "from zero "
@@ -75,6 +92,19 @@ def describe(event: DriftEvent) -> str:
         f"{event.signal} {direction} {abs(event.effect):.1f}σ "
         f"({event.before:.4g} → {event.after:.4g}) [{event.detector}]"
     )
+
+
+def spread_ratio(event: DriftEvent) -> float:
+    """How many times the spread of a numeric signal changed, up or down (>= 1).
+
+    >>> from monitor.events import Position
+    >>> fell = DriftEvent("*", "global", {}, "feature:x", "scale", -3.0, 2.0, 0.5, 2.0, 9, 0,
+    ...                   Position("demo", 0, 1), measure="spread")
+    >>> spread_ratio(fell)
+    4.0
+    """
+    a, b = event.after, event.before
+    return max(a / b, b / a) if a > 0 and b > 0 else math.inf
 
 
 def rate_ratio(event: DriftEvent) -> float:
@@ -148,6 +178,9 @@ class DecisionEngine:
         if event.rate:  # a 0/1 rate: its relative rise; a falling rate is good news
             ratio = rate_ratio(event)
             warn, halt = ratio >= s.rate_warn_ratio, ratio >= s.rate_halt_ratio
+        elif event.measure == "spread":  # up or down: noise and a stuck feature alike
+            ratio = spread_ratio(event)
+            warn, halt = ratio >= s.spread_warn_ratio, ratio >= s.spread_halt_ratio
         else:
             size = abs(event.effect)
             warn, halt = size >= s.warn_effect, size >= s.halt_effect

@@ -4,8 +4,8 @@
 >>> s = load_settings(overrides={"detection": {"budget": {"events_per_second": 50}}},
 ...                   search_cwd=False)
 >>> b = fleet_budget(s)
->>> b.streams_per_event, f"{b.target_arl0:.3g}"  # 4 segments x 16 signals + 1 joint
-(65.0, '1.97e+09')
+>>> b.streams_per_event, f"{b.target_arl0:.3g}"  # 4 segments x 16 signals x 2 + 1 joint
+(129.0, '3.9e+09')
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from detectors.calibration import CALIBRATIONS, Calibration
 from detectors.categorical import CATEGORICAL_CALIBRATIONS, CategoricalCalibration
 from detectors.memo import Memo
 from detectors.multivariate import MultivariateDetector
+from detectors.scale import SCALE_CALIBRATIONS, ScaleCalibration, calibrate_scale
 from monitor.config import Settings
 from monitor.errors import ConfigError
 from monitor.profiles import Profile
@@ -68,6 +69,7 @@ _MEMOS: dict[str, tuple[Memo[Any, Any], type]] = {
     "cusum": (CALIBRATIONS, Calibration),
     "categorical": (CATEGORICAL_CALIBRATIONS, CategoricalCalibration),
     "bernoulli": (BERNOULLI_CALIBRATIONS, BernoulliCalibration),
+    "scale": (SCALE_CALIBRATIONS, ScaleCalibration),
 }
 
 
@@ -78,7 +80,8 @@ def _tuples(v: Any) -> Any:
 
 def load_calibrations() -> None:
     """Preload the calibrations persisted by earlier runs (unreadable file: ignored, all of
-    it: nothing is preloaded from a file that fails half-way)."""
+    it: nothing is preloaded from a file that fails half-way; a section the file does not
+    have yet, e.g. written before that family existed, is simply computed anew)."""
     path = calibration_cache_path()
     try:
         doc = json.loads(path.read_text())
@@ -87,7 +90,7 @@ def load_calibrations() -> None:
                 memo,
                 {
                     _tuples(k): kind(**{f: _tuples(v) for f, v in rec.items()})
-                    for k, rec in doc[name]
+                    for k, rec in doc.get(name, [])
                 },
             )
             for name, (memo, kind) in _MEMOS.items()
@@ -102,7 +105,7 @@ def load_calibrations() -> None:
 
 
 def save_calibrations() -> None:
-    """Persist every calibration of this process (CUSUM, categorical, Bernoulli)."""
+    """Persist every calibration of this process (CUSUM, categorical, Bernoulli, spread)."""
     path = calibration_cache_path()
     try:
         doc = {
@@ -126,10 +129,14 @@ def segments_per_record(settings: Settings) -> int:
 
 
 def fleet_budget(settings: Settings, anchored: bool = False) -> FleetBudget:
-    """The fleet budget from settings: streams = segments x signals x detectors per signal."""
+    """The fleet budget from settings: streams = segments x signals x detectors per signal.
+
+    Detectors per signal: the own-past one, the spread CUSUM (``detection.spread_ratio`` not
+    null: counted for every signal, although rates and categories do not get one, so the
+    split errs on the safe side), and the anchored one with a reference profile."""
     det = settings.detection
     b = det.budget
-    per_signal = 2 if anchored else 1
+    per_signal = 1 + (det.spread_ratio is not None) + anchored
     # + one multivariate stream per watched scope (a record reaches one segment per scope)
     mv = det.multivariate
     joint = len(set(mv.scopes)) if mv.enabled and det.mode == "calibrated" else 0
@@ -225,6 +232,7 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
         k=det.k,
         rate_k=det.rate_k,
         rate_ratio=det.rate_ratio,
+        spread_ratio=det.spread_ratio,
         warmup=warmup,
         confirm=det.confirm,
         references=_references(profile) if profile else None,
@@ -236,6 +244,8 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
         CUSUMDetector(target, kk, warmup=plan.warmup)
     for q in (0.01, 0.05):  # ... and the Bernoulli CUSUM at common rates (others on demand)
         calibrate_bernoulli(target, grid_rate(q, det.rate_ratio), det.rate_ratio)
+    if det.spread_ratio is not None:  # ... and the spread CUSUM
+        calibrate_scale(target, det.spread_ratio)
     save_calibrations()
     return plan, {
         "mode": "calibrated",
@@ -243,6 +253,7 @@ def build_plan(settings: Settings, store: HistoryStore) -> tuple[Plan, dict[str,
         "k": det.k,
         "rate_k": det.rate_k,
         "rate_ratio": det.rate_ratio,
+        "spread_ratio": det.spread_ratio,
         "reference": det.reference,
         "categorical": {
             "top_k": categorical.top_k,

@@ -106,15 +106,16 @@ class DriftEvent:
     position: Position  # source position of the triggering record
     id: str = field(default="")
     rate: bool = False  # a 0/1 rate signal: judged by its relative rise (not stored)
+    # "mean": effect/before/after are a shift of the mean; "spread": before/after are
+    # standard deviations, effect +-(ratio - 1) (not stored: the detector "scale" says it)
+    measure: str = "mean"
 
     def __post_init__(self) -> None:
         if not self.id:
             p = self.position
-            object.__setattr__(
-                self,
-                "id",
-                stable_id("drift", self.segment, self.signal, p.source, p.partition, p.offset),
-            )
+            parts: tuple[object, ...] = (self.segment, self.signal, p.source, p.partition)
+            parts += (p.offset,) if self.measure == "mean" else (p.offset, self.measure)
+            object.__setattr__(self, "id", stable_id("drift", *parts))
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -437,6 +437,7 @@ class Monitor:
             ts_ms=ts_ms,
             position=fired_at,
             rate=rate,
+            measure=change.measure,
         )
         batch.events.append(event)
         sig = self.engine.decide(event)

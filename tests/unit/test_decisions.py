@@ -157,3 +157,71 @@ def test_rates_are_judged_by_their_relative_rise_not_in_sigmas() -> None:
 def test_rate_thresholds_are_validated() -> None:
     with pytest.raises(ValueError, match="rate_halt_ratio"):
         DecisionSettings(rate_warn_ratio=3.0, rate_halt_ratio=2.0)
+
+
+def spread_event(before: float, after: float, n: int, segment: str = "region=us") -> DriftEvent:
+    ratio = after / before
+    return DriftEvent(
+        segment,
+        "region",
+        {"region": segment.split("=")[1]},
+        "feature:x",
+        "scale",
+        ratio - 1.0 if ratio >= 1.0 else 1.0 - 1.0 / ratio,
+        before,
+        after,
+        before,
+        4000,
+        n * 1000,
+        Position("demo", 0, n),
+        measure="spread",
+    )
+
+
+def test_spread_changes_are_judged_by_the_ratio_of_spreads_up_or_down() -> None:
+    """x3 noise and a feature stuck at a third of its spread both HALT; x1.4 WARNs; x1.1 is
+    evidence only. The thresholds are spread_*_ratio, not the sigma shift of a mean."""
+    s = DecisionSettings()
+    engine = DecisionEngine(s)
+    noisy = engine.decide(spread_event(1.2, 3.6, 1))
+    assert noisy is not None
+    assert noisy.level is Level.HALT
+    assert noisy.signal == "feature:x"
+    assert noisy.reason == "feature:x spread rose ×3.0 (σ 1.2 → 3.6) [scale]"
+    stuck = engine.decide(spread_event(3.0, 1.0, 2, segment="region=eu"))
+    assert stuck is not None
+    assert stuck.level is Level.HALT
+    assert stuck.reason.startswith("feature:x spread fell ×3.0 (σ 3 → 1)")
+    mild = engine.decide(spread_event(1.0, 1.4, 3, segment="region=ap"))
+    assert mild is not None
+    assert mild.level is Level.WARN
+    small_fall = engine.decide(spread_event(1.0, 1 / 1.4, 4, segment="region=sa"))
+    assert small_fall is not None
+    assert small_fall.level is Level.WARN
+    # x1.1: below spread_warn_ratio, although its effect (0.1) ... and x1.25 (effect 0.25)
+    assert engine.decide(spread_event(1.0, 1.1, 5, segment="region=af")) is None
+    assert engine.decide(spread_event(1.0, 1.25, 6, segment="region=af")) is None
+    # the same 1.4x spread read as a mean shift of 0.4 sigma would raise nothing
+    assert abs(spread_event(1.0, 1.4, 7).effect) < s.warn_effect
+
+
+def test_a_spread_event_and_a_mean_event_on_one_record_are_two_facts() -> None:
+    spread = spread_event(1.0, 3.0, 9)
+    mean = DriftEvent(
+        spread.segment, spread.scope, spread.labels, "feature:x", "cusum",
+        0.1, 0.0, 0.1, 1.0, 4000, spread.ts_ms, spread.position,
+    )  # fmt: skip
+    assert spread.id != mean.id
+
+
+def test_a_stuck_feature_reads_as_a_fall_to_zero() -> None:
+    engine = DecisionEngine(DecisionSettings())
+    sig = engine.decide(spread_event(2.0, 1e-9, 1))
+    assert sig is not None
+    assert sig.level is Level.HALT
+    assert "spread fell to ~0 (σ 2 → 1e-09)" in sig.reason
+
+
+def test_spread_thresholds_are_validated() -> None:
+    with pytest.raises(ValueError, match="spread_halt_ratio"):
+        DecisionSettings(spread_warn_ratio=2.5, spread_halt_ratio=2.0)

@@ -38,6 +38,10 @@ def _numeric(rng: random.Random) -> list[float]:
     return [rng.gauss(0, 1) for _ in range(1500)] + [rng.gauss(4, 1) for _ in range(500)]
 
 
+def _spread(rng: random.Random) -> list[float]:
+    return [rng.gauss(5, 1) for _ in range(1500)] + [rng.gauss(5, 4) for _ in range(500)]
+
+
 def _rate(rng: random.Random) -> list[float]:
     return [float(rng.random() < 0.05) for _ in range(1500)] + [
         float(rng.random() < 0.6) for _ in range(500)
@@ -63,14 +67,16 @@ _PARAMS: dict[str, dict[str, float]] = {
     "eddm": {"alpha": 0.8, "beta": 0.7},
     "kswin": {"alpha": 0.0001, "window_size": 300, "stat_size": 100},
     "page_hinkley": {"threshold": 150.0},
+    "scale": {"target_arl0": 1e6},
 }
 
 
 def _family(kind: str) -> Case:
-    binary = make_detector(kind).binary_only
+    probe = make_detector(kind)
+    binary = probe.binary_only
     return Case(
         build=lambda: make_detector(kind, binary=binary, **_PARAMS.get(kind, {})),
-        data=_rate if binary else _numeric,
+        data=_rate if binary else _spread if probe.measure == "spread" else _numeric,
         change=1500,
         bad={"warmup": -1},
     )
