@@ -26,7 +26,7 @@ CUSUM splits it), and the achieved ARL0 is checked by regenerative importance sa
 chi-squared density is singular at 0, so the chain is good to ~1-2 % here (not 1e-6 as for
 the location CUSUM), on the safe side: the simulation measures 1.00-1.02 x target from 1e4
 to 1e12. One table per ``(target, ratio)`` serves every signal, cached in
-:data:`SCALE_CALIBRATIONS`; 0.1-0.8 s uncached.
+:data:`SCALE_CALIBRATIONS`; 0.1-0.5 s uncached.
 
 **Reports.** A :class:`~detectors.base.Change` with ``measure="spread"``: ``before`` is the
 standard deviation of the stream since the last detection, ``after`` that of the
@@ -83,6 +83,7 @@ __all__ = [
     "ScaleCUSUMDetector",
     "ScaleCalibration",
     "calibrate_scale",
+    "one_sided_threshold",
     "reference_values",
     "scale_arl",
 ]
@@ -131,16 +132,19 @@ def _states(h: float) -> int:
     return max(24, math.ceil(h / _STEP))
 
 
-def _side_arl(cdf: Callable[[FloatArray], FloatArray], k: float, h: float, n: int) -> float:
-    """One side's zero-state ARL on ``n`` and ``2n`` chain states, Richardson-extrapolated.
-
-    With ``n`` fixed the ARL is smooth in ``h`` (a grid that grows with ``h`` jumps: the
-    chi-squared density is singular at 0, and the extrapolation leaves ~0.3 % per jump),
-    which is what the threshold search needs."""
-    coarse = float(_arl_chain(cdf, k, h, n))
-    finer = float(_arl_chain(cdf, k, h, 2 * n))
-    arl = finer + (finer - coarse) / 3.0
+def _chain_arl(cdf: Callable[[FloatArray], FloatArray], k: float, h: float, n: int) -> float:
+    arl = float(_arl_chain(cdf, k, h, n))
     # a side that practically never alarms loses the chain's digits (even its sign): inf
+    return arl if 0 < arl < 1e15 else math.inf
+
+
+def _side_arl(cdf: Callable[[FloatArray], FloatArray], k: float, h: float, n: int) -> float:
+    """One side's zero-state ARL on ``n`` and ``2n`` chain states, Richardson-extrapolated
+    (the chi-squared density is singular at 0: good to ~1-2 %, not the 1e-6 of the location
+    CUSUM's chain)."""
+    coarse = _chain_arl(cdf, k, h, n)
+    finer = _chain_arl(cdf, k, h, 2 * n)
+    arl = finer + (finer - coarse) / 3.0
     return arl if 0 < arl < 1e15 else math.inf
 
 
@@ -161,8 +165,8 @@ def scale_arl(
 
     >>> cal = calibrate_scale(10_000)
     >>> both, up, down = scale_arl(cal.h_up, cal.h_down, sigma=1.0)
-    >>> round(both), round(up), round(down)
-    (10000, 20000, 20000)
+    >>> [int(round(v, -2)) for v in (both, up, down)]  # the chain of the search: 0.1 %
+    [10000, 20000, 20000]
     >>> [round(scale_arl(cal.h_up, cal.h_down, sigma=s)[0], 1) for s in (1.5, 3.0, 1 / 3)]
     [32.7, 5.1, 23.0]
     """
@@ -171,6 +175,41 @@ def scale_arl(
     k_up, k_down = reference_values(ratio)
     up, down = _side_arls(k_up, k_down, h_up, h_down, sigma)
     return 1.0 / (1.0 / up + 1.0 / down), up, down
+
+
+def one_sided_threshold(target_arl0: float, k: float, *, rise: bool = True) -> float:
+    """Threshold of ONE side of the z² CUSUM, ``max(0, S + z**2 - k)`` (``rise``) or
+    ``max(0, S + k - z**2)``, for a one-sided ARL0 of ``target_arl0`` on N(0, 1) scores (the
+    chain, as :func:`calibrate_scale`): e.g. an oracle that knows the direction and size of
+    the change and uses its likelihood-ratio ``k``.
+
+    >>> h = one_sided_threshold(20_000, reference_values(1.5)[0])
+    >>> round(h, 2) == round(calibrate_scale(10_000).h_up, 2)  # the rise side at 2 x 10,000
+    True
+    """
+    if not 10.0 <= target_arl0 <= 1e12:
+        raise ValueError(f"target_arl0 must be in [10, 1e12], got {target_arl0}")
+    if (rise and not k > 1.0) or (not rise and not 0.0 < k < 1.0):
+        raise ValueError(
+            f"k must be > 1 (rise) or in (0, 1) (fall): both sides drift down, got {k}"
+        )
+    if rise:
+        return _solve_side(_rise_cdf(1.0), k, _tilt_rise(k), float(target_arl0))
+    return _solve_side(_fall_cdf(1.0), -k, _tilt_fall(k), float(target_arl0))
+
+
+def _solve_side(
+    cdf: Callable[[FloatArray], FloatArray], k: float, theta: float, side: float
+) -> float:
+    """h with one-sided chain ARL ``side`` (Richardson-extrapolated), in ~10 coarse-solve
+    units: the search runs on one coarse grid (``n`` states, fixed so that log ARL(h) is
+    smooth in h), and one extrapolated solve at its answer corrects it along the slope of
+    log ARL in h, which is ``theta`` (Lundberg: ARL ~ exp(theta h))."""
+    h = math.log(side) / theta
+    h += (math.log(side) - math.log(_chain_arl(cdf, k, h, _states(h)))) / theta
+    n = _states(h)
+    h = _solve_h(lambda h: math.log(_chain_arl(cdf, k, h, n)), side, h, tol=1e-4)
+    return h - (math.log(_side_arl(cdf, k, h, n)) - math.log(side)) / theta
 
 
 def _tilt_rise(k: float) -> float:
@@ -219,13 +258,13 @@ SCALE_CALIBRATIONS: Memo[ScaleKey, ScaleCalibration] = Memo()
 
 
 def calibrate_scale(
-    target_arl0: float, ratio: float = 1.5, *, cycles: int = 100_000, seed: int = 0
+    target_arl0: float, ratio: float = 1.5, *, cycles: int = 50_000, seed: int = 0
 ) -> ScaleCalibration:
     """Thresholds of the spread CUSUM for ``target_arl0`` (cached per key).
 
     >>> cal = calibrate_scale(1e6)
     >>> round(cal.h_up, 2), round(cal.h_down, 2)
-    (41.77, 19.44)
+    (41.77, 19.43)
     >>> bool(cal.ci95[0] < 1e6 < cal.ci95[1]), bool(abs(cal.achieved_arl0 / 1e6 - 1) < 0.05)
     (True, True)
     """
@@ -241,18 +280,8 @@ def _calibrate(target: float, ratio: float, cycles: int, seed: int) -> ScaleCali
     k_up, k_down = reference_values(ratio)
     side = 2.0 * target  # each side gets half the false-alarm rate
     th_up, th_down = _tilt_rise(k_up), _tilt_fall(k_down)
-
-    def solve(cdf: Callable[[FloatArray], FloatArray], k: float, theta: float) -> float:
-        # Wald / Lundberg: log ARL ~ theta h + c; c from one chain solve at the seed, then
-        # one grid for the whole search (sized for that estimate): log ARL(h) smooth in h
-        h = math.log(side) / theta
-        h += (math.log(side) - math.log(_side_arl(cdf, k, h, _states(h)))) / theta
-        n = _states(h)
-        # (to 1e-4 in log ARL: the chain itself is good to a few 0.1 %)
-        return _solve_h(lambda h: math.log(_side_arl(cdf, k, h, n)), side, h, tol=1e-4)
-
-    h_up = solve(_rise_cdf(1.0), k_up, th_up)
-    h_down = solve(_fall_cdf(1.0), -k_down, th_down)
+    h_up = _solve_side(_rise_cdf(1.0), k_up, th_up, side)
+    h_down = _solve_side(_fall_cdf(1.0), -k_down, th_down, side)
     rng = np.random.default_rng(seed)
     sd_up = 1.0 / math.sqrt(1.0 - 2.0 * th_up)  # the tilted law of z: N(0, sd**2)
     sd_down = 1.0 / math.sqrt(1.0 + 2.0 * th_down)

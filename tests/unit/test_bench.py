@@ -146,3 +146,25 @@ def test_plots_are_written_as_png(tmp_path: Path) -> None:
     for name in ("d.png", "a.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "d.png"]
+
+
+def test_spread_oracle_is_the_z2_cusum_on_true_values_and_detects_a_tripled_spread() -> None:
+    """The per-feature spread oracle: both sides of ``max(0, S +- (x² - k))`` on the true
+    standardised values; its ARL0 at the spread CUSUM's own thresholds is the chain's."""
+    from detectors.scale import calibrate_scale
+
+    cal = calibrate_scale(500)
+    both = ((cal.k_up, cal.h_up), (cal.k_down, cal.h_down))
+    x = change_streams(60, 300, 200, seed=4, scale=3.0)
+    first = detection._scale_first_alarms(x, *both)
+    up = detection._scale_first_alarms(x, both[0], None)
+    down = detection._scale_first_alarms(x, None, both[1])
+    never = np.iinfo(np.int64).max
+    expect = np.minimum(np.where(up >= 0, up, never), np.where(down >= 0, down, never))
+    assert (first == np.where(expect == never, -1, expect)).all()  # the earlier side
+    d = delay_stats(first, 300, 200)
+    assert d.missed == 0
+    assert d.delays.max() <= 15
+    rl = detection._scale_oracle_arl0(*both, runs=400, length=8000, seed=2)
+    lo, hi = rl.ci95()
+    assert lo < 500 < hi

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from detectors.budget import Persistence
@@ -207,11 +209,9 @@ def test_spread_changes_are_judged_by_the_ratio_of_spreads_up_or_down() -> None:
 
 def test_a_spread_event_and_a_mean_event_on_one_record_are_two_facts() -> None:
     spread = spread_event(1.0, 3.0, 9)
-    mean = DriftEvent(
-        spread.segment, spread.scope, spread.labels, "feature:x", "cusum",
-        0.1, 0.0, 0.1, 1.0, 4000, spread.ts_ms, spread.position,
-    )  # fmt: skip
+    mean = replace(spread, detector="cusum", effect=0.1, after=0.1, measure="mean", id="")
     assert spread.id != mean.id
+    assert mean.id == replace(mean, id="").id  # still deterministic
 
 
 def test_a_stuck_feature_reads_as_a_fall_to_zero() -> None:

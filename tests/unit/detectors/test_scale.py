@@ -51,11 +51,11 @@ def test_each_side_gets_half_the_false_alarm_rate_and_simulation_agrees(target: 
     assert up == pytest.approx(2 * target, rel=5e-3)
     assert down == pytest.approx(2 * target, rel=5e-3)
     assert both == pytest.approx(target, rel=5e-3)
-    # regenerative importance sampling, 100k cycles a side: +-1 % (95 %); the chain on the
+    # regenerative importance sampling, 50k cycles a side: +-1.5 % (95 %); the chain on the
     # chi-squared increments (density singular at 0) is good to ~1-2 %
     assert cal.ci95[0] < cal.achieved_arl0 < cal.ci95[1]
     assert abs(cal.achieved_arl0 / target - 1) < 0.04
-    assert cal.ci95[1] / cal.ci95[0] < 1.06
+    assert cal.ci95[1] / cal.ci95[0] < 1.08
     assert calibrate_scale(target) is cal  # cached
 
 
