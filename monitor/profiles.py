@@ -145,8 +145,9 @@ class ProfileBuilder:
         """Add a record if the filter admits it; return whether it did."""
         if not self.filter.admits(rec):
             return False
+        observations = self.observer.observe(rec)  # BadRecord (a changed feature type) first
         self.records += 1
-        for name, x, kind in self.observer.observe(rec):
+        for name, x, kind in observations:
             prof = self._signals.get(name)
             if prof is None:
                 prof = self._signals[name] = SignalProfile(kind)
