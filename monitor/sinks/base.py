@@ -35,25 +35,44 @@ class SignalSink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    """A record that could not be used, with why and where it came from."""
+    """A record that could not be used, with why and where it came from.
+
+    ``key`` is the original Kafka message key (None for files, the demo and keyless
+    messages); the Kafka dead-letter sink sends it as the letter's key.
+
+    >>> from monitor.events import Position
+    >>> letter = DeadLetter(b'{"a"', "invalid JSON", Position("logs", 0, 7), b"eu|free", 0)
+    >>> letter.as_dict()
+    {'reason': 'invalid JSON', 'position': {'topic': 'logs', 'partition': 0, 'offset': 7}, \
+'failed_at_ms': 0, 'raw': '{"a"', 'key': 'eu|free'}
+    """
 
     raw: bytes
     reason: str
     position: Position
+    key: bytes | None = None
     failed_at_ms: int = field(default_factory=lambda: int(time.time() * 1000))
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready envelope: the raw record as text, or base64 when it is not UTF-8."""
+        """JSON-ready envelope: the raw record (and key) as text, or base64 when not UTF-8."""
         out: dict[str, Any] = {
             "reason": self.reason,
             "position": self.position.as_dict(),
             "failed_at_ms": self.failed_at_ms,
         }
-        try:
-            out["raw"] = self.raw.decode("utf-8")
-        except UnicodeDecodeError:
-            out["raw_base64"] = base64.b64encode(self.raw).decode("ascii")
+        _put(out, "raw", self.raw)
+        if self.key is None:
+            out["key"] = None
+        else:
+            _put(out, "key", self.key)
         return out
+
+
+def _put(out: dict[str, Any], name: str, data: bytes) -> None:
+    try:
+        out[name] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        out[name + "_base64"] = base64.b64encode(data).decode("ascii")
 
 
 class DeadLetterSink(Protocol):

@@ -1,7 +1,8 @@
 """Dead letters to a Kafka topic (the Kafka source's dead-letter sink).
 
-Value: the JSON envelope (reason, source position, raw record as text or base64).
-Key: the original record's key when there was one. Headers: ``driftgate-reason``.
+Value: the JSON envelope (:meth:`~monitor.sinks.base.DeadLetter.as_dict`: reason, source
+position, raw record and key as text or base64). Key: the original record's key (none when
+it had none). Headers: ``driftgate-reason`` (its first 200 characters).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class KafkaDeadLetters:
             self._futures.append(
                 self._producer.send(
                     self.topic,
+                    key=letter.key,
                     value=orjson.dumps(letter.as_dict()),
                     headers=[("driftgate-reason", letter.reason[:200].encode())],
                 )

@@ -29,10 +29,11 @@ __all__ = ["ListSource", "RawRecord", "Source"]
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """Undecoded bytes of one record and where they came from."""
+    """Undecoded bytes of one record, where they came from and their Kafka key (if any)."""
 
     value: bytes
     position: Position
+    key: bytes | None = None
 
 
 class Source(Protocol):

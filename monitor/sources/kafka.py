@@ -116,7 +116,7 @@ class KafkaSource:
         for tp, records in batches.items():
             for r in records:
                 value = r.value if r.value is not None else b""
-                out.append(RawRecord(value, Position(tp.topic, tp.partition, r.offset)))
+                out.append(RawRecord(value, Position(tp.topic, tp.partition, r.offset), r.key))
         self._consumed += len(out)
         return out
 
