@@ -44,6 +44,7 @@ from monitor.operations import (
     create_silence,
     evaluate_gate,
     expire_silence,
+    given_up,
     list_silences,
     parse_duration,
     parse_time,
@@ -432,19 +433,47 @@ def history(
 
 @app.command()
 def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """The signals in force per scope (a HALT stays until a person lifts it)."""
+    """The signals in force per scope (a HALT stays until a person lifts it), and the
+    notifications receivers gave up on (on standard error with --json)."""
     with _errors():
         store, path = _open_store(config, db)
         active = store.active_signals()
         totals = store.totals()
+        lost = given_up(store)
         if as_json:
             sys.stdout.write("".join(orjson.dumps(s.as_dict()).decode() + "\n" for s in active))
+            _given_up_line(lost)
             return
         _signals_table(active, title=f"Active signals ({path})")
         err.print(
             f"{totals['runs']} runs · {totals['records']:,} records · "
             f"{totals['dead_letters']:,} dead letters · {totals['drift_events']} drift events · "
             f"{totals['signals']} signals"
+        )
+        if lost["recent"]:
+            table = Table(title="Notifications given up (newest first)", title_justify="left")
+            for col in ("time (UTC)", "receiver", "notification", "outcome", "reason"):
+                table.add_column(col, overflow="fold")
+            for r in lost["recent"]:
+                outcome = "handed to fallback" if r["state"] == "fallback" else "[red]failed[/]"
+                table.add_row(
+                    _ts(r["given_up_ms"]),
+                    r["receiver"],
+                    r["notification_id"],
+                    outcome,
+                    r["reason"] or "",
+                )
+            out.print(table)
+        _given_up_line(lost)
+
+
+def _given_up_line(lost: dict[str, Any]) -> None:
+    if lost["failed"] or lost["fallback"]:
+        err.print(
+            f"[red]{lost['failed']} notifications given up and delivered nowhere by their "
+            f"receiver[/], {lost['fallback']} handed to a fallback receiver "
+            "(reasons: the outbox, `GET /v1/status`; raise the receiver's max_age_s or "
+            "configure a fallback)"
         )
 
 

@@ -294,6 +294,15 @@ class ReceiverSettings(_Section):
     topic: str | None = Field(None, description="kafka: topic (connection from `source`).")
     timeout_s: float = Field(5.0, gt=0)
     fallback: str | None = Field(None, description="Receiver used when this one gives up.")
+    max_attempts: int | None = Field(
+        None, ge=1, description="Attempts per notification, then give up (null: router.retry's)."
+    )
+    max_age_s: float | None = Field(
+        None,
+        gt=0,
+        description="How long this receiver may be down: a notification still undelivered "
+        "this long after enqueueing is given up (null: router.retry's).",
+    )
     resolve_window_s: float | None = Field(
         300.0, gt=0, description="alertmanager: endsAt this far ahead for firing alerts."
     )
@@ -319,12 +328,16 @@ class ReceiverSettings(_Section):
 
 
 class RetrySettings(_Section):
-    """How hard delivery tries a receiver (see docs/sinks.md, "Delivery")."""
+    """How hard delivery tries a receiver (see docs/sinks.md, "Failures, retries, breaker,
+    fallback"). ``max_attempts`` and ``max_age_s`` are the give-up horizon of every receiver
+    that does not set its own."""
 
     base_s: float = Field(1.0, gt=0, description="Back-off scale: k-th failure waits ≤ base·2^k.")
     cap_s: float = Field(300.0, gt=0, description="Back-off ceiling.")
     max_attempts: int = Field(12, ge=1, description="Attempts per notification, then give up.")
-    max_age_s: float = Field(3600.0, gt=0, description="Give up this long after enqueueing.")
+    max_age_s: float = Field(
+        3600.0, gt=0, description="Give up a notification this long after enqueueing."
+    )
     breaker_failures: int = Field(5, ge=1, description="Failures in a row that open the breaker.")
     breaker_cooldown_s: float = Field(60.0, gt=0, description="Open → half-open after this.")
 

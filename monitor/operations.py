@@ -69,6 +69,7 @@ __all__ = [
     "evaluate_gate",
     "expire_silence",
     "get_signal",
+    "given_up",
     "iso_ms",
     "list_signals",
     "list_silences",
@@ -415,6 +416,24 @@ def list_silences(store: HistoryStore, include_expired: bool = False) -> list[di
     now = _now_ms()
     views = [silence_view(r, now) for r in store.silences()]
     return views if include_expired else [v for v in views if v["state"] != "expired"]
+
+
+def given_up(store: HistoryStore, limit: int = 20) -> dict[str, Any]:
+    """Notifications a receiver gave up on (never silent: also logged as ERRORs and counted
+    in ``driftgate.notifications.given_up``): how many ended ``failed`` (delivered nowhere
+    by that receiver) or ``fallback`` (handed to its fallback receiver), and the newest
+    ``limit`` of them with receiver, reason and time. ``driftgate status`` and
+    ``GET /v1/status`` show this."""
+    counts = store.notification_counts()
+    recent = [
+        {**r, "given_up_at": iso_ms(r["given_up_ms"])}
+        for r in store.given_up_notifications(limit=limit)
+    ]
+    return {
+        "failed": sum(n for (_, state), n in counts.items() if state == "failed"),
+        "fallback": sum(n for (_, state), n in counts.items() if state == "fallback"),
+        "recent": recent,
+    }
 
 
 def create_silence(

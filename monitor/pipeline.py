@@ -392,8 +392,15 @@ class Monitor:
         t0 = time.monotonic()
         report = self.courier.tick()
         self.metrics.notifications.add(report.delivered)
+        for a in report.given_up:  # each was logged as an ERROR by the delivery engine
+            self.metrics.notifications_given_up.add(
+                1, {"receiver": a.receiver, "outcome": a.outcome}
+            )
         if report.failed:
-            log.error("%d notifications could not be delivered (see the outbox)", report.failed)
+            log.error(
+                "%d notifications given up and delivered nowhere (see `driftgate status`)",
+                report.failed,
+            )
         log.debug("router pass in %.3fs: %s", time.monotonic() - t0, report)
 
     def _maybe_crash(self, point: str, batch: Batch) -> None:

@@ -48,6 +48,12 @@ class Metrics:
             unit="{notification}",
             description="Notifications a receiver accepted",
         )
+        self.notifications_given_up = meter.create_counter(
+            "driftgate.notifications.given_up",
+            unit="{notification}",
+            description="Notifications a receiver gave up on, by receiver and outcome "
+            "(fallback: handed to the fallback receiver; failed: delivered nowhere)",
+        )
         self.checkpoints = meter.create_histogram(
             "driftgate.checkpoint.duration", unit="s", description="Checkpoint commit time"
         )

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from monitor.api.context import Ctx
 from monitor.detection import fleet_budget
-from monitor.operations import list_signals, list_silences, parse_time
+from monitor.operations import given_up, list_signals, list_silences, parse_time
 from monitor.store import HistoryFilter
 
 __all__ = ["router"]
@@ -76,7 +76,8 @@ def _has_token(ctx: Ctx) -> bool:
 
 @router.get("/v1/status")
 def status(ctx: Ctx) -> dict[str, Any]:
-    """Totals, signals in force, silences, detection mode and the fleet budget and its split."""
+    """Totals, signals in force, silences, notifications given up, detection mode and the
+    fleet budget and its split."""
     det = ctx.settings.detection
     budget = fleet_budget(ctx.settings, anchored=det.reference is not None)
     active = list_signals(ctx.store)
@@ -87,6 +88,7 @@ def status(ctx: Ctx) -> dict[str, Any]:
         "halts": sum(1 for s in active if s["level"] == "HALT"),
         "warns": sum(1 for s in active if s["level"] == "WARN"),
         "silences": len(list_silences(ctx.store)),
+        "given_up": given_up(ctx.store),
         "detection": _detection(ctx),
         "budget": budget.describe(),
         "mutations": "token" if _has_token(ctx) else "disabled (set api.token)",

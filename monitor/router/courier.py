@@ -13,10 +13,19 @@ retries and back-off progress on a quiet stream):
 3. receivers that expect firing alerts to be re-sent (Alertmanager) get them every
    ``refresh_interval_s``.
 
-Each row's state is stored before the next pass reads it, so after a crash a notification
-that was sent but not yet recorded is sent again with the *same* id (the receivers'
-idempotency key: webhook header, PagerDuty ``dedup_key``, Alertmanager fingerprint); one
-that was recorded is never sent again.
+**At least once.** A row's new state is written after its notifier returned, in the one
+transaction at the end of the pass. ``on_delivered`` (fault injection: the crash point
+``notification-sent-unrecorded``) runs in between. A crash there leaves the row pending,
+so the next start sends that notification again with the *same* notification id — the
+idempotency key receivers de-duplicate on (webhook ``Idempotency-Key``, Kafka header
+``driftgate-notification-id``; Alertmanager merges the repeat by labels, PagerDuty by
+``dedup_key``; Slack and stdout show it twice). A row whose state was written is never
+sent again, and nothing pending is lost.
+
+**Giving up is never silent.** Every row given up (``failed``, or ``fallback``: handed to
+the receiver's fallback) is logged as an ERROR by the delivery engine, listed in
+:attr:`TickReport.given_up` (the monitor counts it in ``driftgate.notifications.given_up``)
+and kept in the outbox with its reason (``driftgate status``, ``/v1/status``).
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -56,7 +65,7 @@ from monitor.sinks.delivery import Deliverer, DeliveryAttempt, DeliveryState, Re
 from monitor.sinks.notifier import Notifier
 from monitor.store import HistoryStore
 
-__all__ = ["Courier", "TickReport"]
+__all__ = ["Courier", "TickReport", "retry_policies"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +76,7 @@ def _wall_ms() -> int:
 
 @dataclass(slots=True)
 class TickReport:
-    """What one pass did."""
+    """What one pass did; ``given_up``: the attempts that gave a notification up."""
 
     enqueued: int = 0
     delivered: int = 0
@@ -77,10 +86,33 @@ class TickReport:
     pending: int = 0
     muted: dict[str, str] = field(default_factory=dict)
     refreshed: int = 0
+    given_up: list[DeliveryAttempt] = field(default_factory=list)
+
+
+def retry_policies(settings: RouterSettings) -> dict[str, RetryPolicy]:
+    """Each receiver's retry policy: ``router.retry``, with the receiver's own give-up
+    horizon (``max_attempts``, ``max_age_s``) where it sets one.
+
+    >>> rs = RouterSettings.model_validate({"receivers": [
+    ...     {"name": "pager", "kind": "stdout", "max_age_s": 600},
+    ...     {"name": "chat", "kind": "stdout"}]})
+    >>> {name: (p.max_age_s, p.max_attempts) for name, p in retry_policies(rs).items()}
+    {'pager': (600.0, 12), 'chat': (3600.0, 12)}
+    """
+    base = settings.retry.model_dump()
+    out = {}
+    for r in settings.receivers:
+        own = {"max_attempts": r.max_attempts, "max_age_s": r.max_age_s}
+        out[r.name] = RetryPolicy(**(base | {k: v for k, v in own.items() if v is not None}))
+    return out
 
 
 class Courier:
-    """Plans, enqueues and delivers notifications for one store (single-threaded)."""
+    """Plans, enqueues and delivers notifications for one store (single-threaded).
+
+    ``on_delivered`` (optional) is called with each ``delivered`` attempt right after the
+    receiver accepted it and before the row's new state is written (crash tests use it).
+    """
 
     def __init__(
         self,
@@ -101,16 +133,23 @@ class Courier:
         self.dispatcher = Dispatcher(store, self.router)
         self._clock = clock
         self.attempts: list[DeliveryAttempt] = []  # the last pass's attempts (logs, tests)
+        self.on_delivered: Callable[[DeliveryAttempt], None] | None = None
         self.deliverer = Deliverer(
             self.notifiers,
             RetryPolicy(**settings.retry.model_dump()),
             fallback={r.name: r.fallback for r in settings.receivers if r.fallback},
             clock=clock,
             rng=rng,
-            record=self.attempts.append,
+            record=self._record,
+            policies=retry_policies(settings),
         )
         self._refreshed_ms: dict[str, int] = {}
         self.last_tick_ms = 0
+
+    def _record(self, a: DeliveryAttempt) -> None:
+        self.attempts.append(a)
+        if a.outcome == "delivered" and self.on_delivered is not None:
+            self.on_delivered(a)
 
     def tick(self, now_ms: int | None = None) -> TickReport:
         """One router pass, one delivery pass, and any due Alertmanager refresh."""
@@ -136,8 +175,10 @@ class Courier:
                 log.warning("delivery to %r will be retried: %s", a.receiver, a.error)
             elif a.outcome == "failed":
                 report.failed += 1
+                report.given_up.append(a)
             else:
                 report.handed_off += 1
+                report.given_up.append(a)
         report.refreshed = self._refresh(plan.alerts, now)
         return report
 

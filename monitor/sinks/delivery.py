@@ -30,12 +30,20 @@ it again. Non-retryable failures (a 400: the receiver is up, the payload is refu
 count nor reset. Breaker and pause live in memory: after a restart a receiver starts closed.
 
 **Giving up.** A row is given up on a non-retryable error, after ``max_attempts`` attempts,
-or when its next attempt would come later than ``max_age_s`` after it was created. Given
-up, or pending while its receiver's breaker is open, a row goes to the receiver's fallback
-when one is configured (state ``fallback``); else a given-up row is ``failed``.
+or when its next attempt would come later than ``max_age_s`` after it was created (so
+``max_age_s`` is how long a receiver may be down before a notification to it is given up).
+Both come from the row's receiver's :class:`RetryPolicy` (``policies``, else ``policy``).
+Given up, or pending while its receiver's breaker is open, a row goes to the receiver's
+fallback when one is configured (state ``fallback``); else a given-up row is ``failed``.
+Giving up is never silent: it logs one ERROR line naming the notification, the receiver,
+what happens to it and why, and is reported to ``record`` with outcome ``failed`` or
+``fallback``.
 
 Every call of a notifier, and every hand-off, is reported to ``record`` as a
-:class:`DeliveryAttempt` (for logs and metrics; the row holds the durable state).
+:class:`DeliveryAttempt` (for logs and metrics; the row holds the durable state). A
+``delivered`` attempt is reported as soon as the notifier returned, *before* the caller
+stores the row: a crash in between leaves the row pending, and it is sent again (at least
+once, with the same notification id).
 
 >>> from monitor.router.model import DeliveryError
 >>> from monitor.sinks.notifier import MemoryNotifier, example_notification
@@ -274,9 +282,11 @@ class _Pass:
 class Deliverer:
     """Delivers outbox rows through their receivers' notifiers (single-threaded).
 
-    ``notifiers`` by receiver name; ``fallback`` maps a receiver to the receiver that takes
-    what it gives up; ``clock`` returns epoch ms; ``rng`` draws the jitter (pass a seeded
-    ``random.Random`` for reproducible runs); ``record`` gets every :class:`DeliveryAttempt`.
+    ``notifiers`` by receiver name; ``policy`` is the retry policy of every receiver not in
+    ``policies`` (per receiver name: its own give-up horizon); ``fallback`` maps a receiver
+    to the receiver that takes what it gives up; ``clock`` returns epoch ms; ``rng`` draws
+    the jitter (pass a seeded ``random.Random`` for reproducible runs); ``record`` gets
+    every :class:`DeliveryAttempt`.
     """
 
     def __init__(
@@ -287,9 +297,15 @@ class Deliverer:
         clock: Callable[[], int] = _wall_ms,
         rng: random.Random | None = None,
         record: Callable[[DeliveryAttempt], None] | None = None,
+        *,
+        policies: Mapping[str, RetryPolicy] | None = None,
     ) -> None:
         self.notifiers = dict(notifiers)
         self.policy = policy or RetryPolicy()
+        self.policies = dict(policies or {})
+        unknown = sorted(set(self.policies) - set(self.notifiers))
+        if unknown:
+            raise ValueError(f"retry policies for unknown receivers: {', '.join(unknown)}")
         self.fallback = dict(fallback or {})
         for src, dst in self.fallback.items():
             if src not in self.notifiers or dst not in self.notifiers:
@@ -304,11 +320,16 @@ class Deliverer:
 
     # -- per-receiver health -------------------------------------------------------------
 
+    def policy_for(self, receiver: str) -> RetryPolicy:
+        """The retry policy (back-off, breaker, give-up horizon) of ``receiver``."""
+        return self.policies.get(receiver, self.policy)
+
     def _rx(self, receiver: str) -> _Receiver:
         rx = self._receivers.get(receiver)
         if rx is None:
-            cooldown_ms = int(self.policy.breaker_cooldown_s * 1000)
-            rx = _Receiver(CircuitBreaker(self.policy.breaker_failures, cooldown_ms))
+            policy = self.policy_for(receiver)
+            cooldown_ms = int(policy.breaker_cooldown_s * 1000)
+            rx = _Receiver(CircuitBreaker(policy.breaker_failures, cooldown_ms))
             self._receivers[receiver] = rx
         return rx
 
@@ -359,8 +380,12 @@ class Deliverer:
             return self._defer(state, rx.breaker.open_until_ms)
         if now < rx.paused_until_ms:
             return self._defer(state, rx.paused_until_ms)
-        if now - state.created_ms >= self.policy.max_age_s * 1000:
-            error = f"gave up after {self.policy.max_age_s:g} s: {state.last_error or 'not sent'}"
+        max_age_s = self.policy_for(state.receiver).max_age_s
+        if now - state.created_ms >= max_age_s * 1000:
+            error = (
+                f"gave up: pending longer than max_age_s={max_age_s:g} "
+                f"(last error: {state.last_error or 'none, not sent'})"
+            )
             return self._give_up(state, now, error, fallback, attempt=state.attempts)
 
         number = state.attempts + 1
@@ -400,19 +425,20 @@ class Deliverer:
         if not err.retryable:
             return self._give_up(tried, now, error, fallback, attempt=number)
         rx = self._rx(state.receiver)
+        policy = self.policy_for(state.receiver)
         rx.breaker.failure(now)
-        delay_s = self.policy.delay_s(rx.breaker.failures, self._rng)
+        delay_s = policy.delay_s(rx.breaker.failures, self._rng)
         if err.retry_after_s is not None:
             delay_s = max(delay_s, err.retry_after_s)
         next_ms = now + math.ceil(delay_s * 1000)
         if rx.breaker.state == "open":
             next_ms = max(next_ms, rx.breaker.open_until_ms)
         rx.paused_until_ms = max(rx.paused_until_ms, next_ms)
-        if number >= self.policy.max_attempts:
-            why = f"gave up after {number} attempts: {error}"
+        if number >= policy.max_attempts:
+            why = f"gave up after {number} attempts (max_attempts={policy.max_attempts}): {error}"
             return self._give_up(tried, now, why, fallback, attempt=number)
-        if next_ms - state.created_ms > self.policy.max_age_s * 1000:
-            why = f"gave up: next attempt beyond max_age_s={self.policy.max_age_s:g}: {error}"
+        if next_ms - state.created_ms > policy.max_age_s * 1000:
+            why = f"gave up: next attempt beyond max_age_s={policy.max_age_s:g}: {error}"
             return self._give_up(tried, now, why, fallback, attempt=number)
         if rx.breaker.state == "open" and fallback is not None:
             return self._give_up(tried, now, error, fallback, attempt=number)
@@ -429,10 +455,11 @@ class Deliverer:
         *,
         attempt: int,
     ) -> DeliveryState:
+        # next_attempt_ms of a terminal row is when it ended (here: when it was given up)
         if fallback is not None:
             out = replace(state, state="fallback", next_attempt_ms=now, last_error=error)
-            log.warning(
-                "notification %s: receiver %r gave up, handing it to %r: %s",
+            log.error(
+                "notification %s given up by receiver %r, handed to fallback %r: %s",
                 state.notification_id,
                 state.receiver,
                 fallback,
@@ -441,7 +468,13 @@ class Deliverer:
             self._emit(out, attempt, now, "fallback", error, None)
             return out
         out = replace(state, state="failed", next_attempt_ms=now, last_error=error)
-        log.error("notification %s to %r failed: %s", state.notification_id, state.receiver, error)
+        log.error(
+            "notification %s given up by receiver %r, NOT delivered (no fallback): %s "
+            "(see `driftgate status`; configure a fallback receiver to catch these)",
+            state.notification_id,
+            state.receiver,
+            error,
+        )
         self._emit(out, attempt, now, "failed", error, None)
         return out
 

@@ -765,6 +765,46 @@ class HistoryStore:
         with self._tx() as conn:
             return {r.level: int(r.n) for r in conn.execute(q)}
 
+    def given_up_notifications(self, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Outbox rows a receiver gave up on, newest first: ``notification_id``,
+        ``receiver``, ``group_key``, ``state`` (``fallback``: handed to the receiver's
+        fallback, which has its own row; ``failed``: delivered nowhere by this receiver),
+        ``attempts``, ``reason`` (the last error) and ``given_up_ms``.
+
+        >>> import tempfile, os
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> _ = store.enqueue([{"notification_id": "n1", "receiver": "pager", "group_key": "g",
+        ...                     "payload": {}}], now_ms=0)
+        >>> store.save_deliveries([{"notification_id": "n1", "receiver": "pager",
+        ...     "state": "failed", "attempts": 1, "next_attempt_ms": 5, "last_error": "HTTP 400"}])
+        >>> [(r["receiver"], r["state"], r["reason"], r["given_up_ms"])
+        ...  for r in store.given_up_notifications()]
+        [('pager', 'failed', 'HTTP 400', 5)]
+        """
+        n = t.notifications
+        q = (
+            select(n)
+            .where(n.c.state.in_(("failed", "fallback")))
+            .order_by(n.c.next_attempt_ms.desc(), n.c.notification_id)
+        )
+        if limit is not None:
+            q = q.limit(limit)
+        with self._tx() as conn:
+            rows = conn.execute(q).all()
+        # a terminal row's next_attempt_ms is when it ended (monitor.sinks.delivery)
+        return [
+            {
+                "notification_id": r.notification_id,
+                "receiver": r.receiver,
+                "group_key": r.group_key,
+                "state": r.state,
+                "attempts": r.attempts,
+                "reason": r.last_error,
+                "given_up_ms": r.next_attempt_ms,
+            }
+            for r in rows
+        ]
+
     def notification_counts(self) -> dict[tuple[str, str], int]:
         """Notifications per (receiver, state): pending, delivered, failed, fallback."""
         q = select(

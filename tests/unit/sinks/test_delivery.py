@@ -337,3 +337,68 @@ def test_round_trip_through_the_history_store(tmp_path: object) -> None:
         assert store.due_notifications(now_ms=2**62) == []
     finally:
         store.close()
+
+
+# -- the give-up horizon per receiver, and giving up is never silent -------------------------
+
+
+def test_each_receiver_gives_up_at_its_own_horizon() -> None:
+    clock = Clock()
+    pager, chat = MemoryNotifier("pager"), MemoryNotifier("chat")
+    pager.fail_next(*[retryable() for _ in range(50)])
+    chat.fail_next(*[retryable() for _ in range(50)])
+    base = RetryPolicy(base_s=10, cap_s=10, max_age_s=3600, breaker_failures=99)
+    short = RetryPolicy(base_s=10, cap_s=10, max_age_s=30, breaker_failures=99)
+    d = Deliverer(
+        {"pager": pager, "chat": chat},
+        base,
+        clock=clock,
+        rng=random.Random(3),
+        policies={"pager": short},
+    )
+    assert d.policy_for("pager") is short
+    assert d.policy_for("chat") is base
+    p, c = note(alert(), receiver="pager"), note(alert(), receiver="chat")
+    rows = {(p.id, "pager"): DeliveryState.new(p, 0), (c.id, "chat"): DeliveryState.new(c, 0)}
+    for _ in range(40):  # drive both receivers for 40 s of fake time
+        pending = [s for s in rows.values() if s.state == "pending"]
+        wake = d.next_wakeup_ms(pending)
+        if wake is None or wake > 40_000:
+            break
+        clock.now = max(clock.now, wake)
+        for s in d.deliver_due(pending, {p.id: p, c.id: c}):
+            rows[(s.notification_id, s.receiver)] = s
+    assert rows[(p.id, "pager")].state == "failed"
+    assert "max_age_s=30" in (rows[(p.id, "pager")].last_error or "")
+    assert rows[(c.id, "chat")].state == "pending", "chat may be down for an hour"
+
+
+def test_policies_must_name_known_receivers() -> None:
+    with pytest.raises(ValueError, match="retry policies for unknown receivers: nope"):
+        Deliverer({"a": MemoryNotifier("a")}, policies={"nope": RetryPolicy()})
+
+
+def test_giving_up_logs_an_error_naming_receiver_notification_and_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pager, chat = MemoryNotifier("pager"), MemoryNotifier("chat")
+    log: list[DeliveryAttempt] = []
+    d = Deliverer(
+        {"pager": pager, "chat": chat}, fallback={"pager": "chat"}, clock=Clock(), record=log.append
+    )
+    handed, lost = note(alert(), receiver="pager"), note(alert(), receiver="chat")
+    pager.fail_next(DeliveryError("HTTP 400 from pager: bad routing key", retryable=False))
+    chat.fail_next(DeliveryError("HTTP 404 from chat: no_service", retryable=False))
+    with caplog.at_level("ERROR", logger="monitor.sinks.delivery"):
+        assert d.attempt(DeliveryState.new(handed, 0), handed).state == "fallback"
+        assert d.attempt(DeliveryState.new(lost, 0), lost).state == "failed"
+    first, second = (r for r in caplog.records if r.levelname == "ERROR")
+    assert handed.id in first.getMessage()
+    assert "receiver 'pager'" in first.getMessage()
+    assert "handed to fallback 'chat'" in first.getMessage()
+    assert "bad routing key" in first.getMessage()
+    assert lost.id in second.getMessage()
+    assert "receiver 'chat'" in second.getMessage()
+    assert "NOT delivered" in second.getMessage()
+    assert "no_service" in second.getMessage()
+    assert [(a.receiver, a.outcome) for a in log] == [("pager", "fallback"), ("chat", "failed")]
