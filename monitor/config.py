@@ -41,6 +41,7 @@ __all__ = [
     "ApiSettings",
     "BudgetSettings",
     "CategoricalSettings",
+    "CrashPoint",
     "DecisionSettings",
     "DetectionSettings",
     "HistorySettings",
@@ -413,15 +414,31 @@ class HistorySettings(_Section):
     path: str = Field("driftgate.db", description="SQLite file of the drift history.")
 
 
+#: Where ``faults.crash_at`` kills the monitor, in the order a batch passes them:
+#: ``after-checkpoint`` — the batch is stored, nothing of it delivered yet;
+#: ``signal-sent-unrecorded`` — a signal sink took the pending signals, the outbox does
+#: not record it yet; ``notification-sent-unrecorded`` — a receiver accepted a
+#: notification, its outbox row is not written yet; ``after-delivery-recorded`` — every
+#: delivery of the batch is sent and recorded, the Kafka offsets are not committed yet.
+CrashPoint = Literal[
+    "after-checkpoint",
+    "signal-sent-unrecorded",
+    "notification-sent-unrecorded",
+    "after-delivery-recorded",
+]
+
+
 class FaultSettings(_Section):
     """Fault injection for crash tests (never set in production)."""
 
-    crash_at: Literal["after-checkpoint", "after-deliver"] | None = Field(
+    crash_at: CrashPoint | None = Field(
         None, description="Kill the process (exit 137, no cleanup) at this point of a batch."
     )
     crash_after_batches: int = Field(1, ge=1, description="... in this batch (1 = the first).")
     crash_on_signal: bool = Field(
-        False, description="... instead, in the first batch that raised a signal."
+        False,
+        description="... instead, in the first batch that raised a signal (at the "
+        "*-sent-unrecorded points: that sent something).",
     )
 
 

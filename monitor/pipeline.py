@@ -11,11 +11,17 @@ One batch at a time:
 4. flush the dead-letter sink (durable before anything is committed);
 5. checkpoint: one history-store transaction with the events, signals (+ outbox rows), record
    counts, detector states and the next source offsets (see ``monitor.store.history``);
-6. deliver pending signals from the outbox to every signal sink, marking each delivered;
+6. deliver pending signals from the outbox to every signal sink, then mark them delivered
+   (at least once: a crash between the two sends them again, with the same signal ids);
 7. auto-resolve where routes allow it, then one courier tick: the router plans
    notifications, enqueues the new ones in the notifications outbox and delivers what is
    due (``monitor.router.courier``; also at start and every ``router.tick_s`` while idle);
 8. ``source.commit`` the offsets (Kafka group offsets, for lag tools).
+
+Crash points (``faults.crash_at``, for crash tests) sit at the edges of those windows:
+``after-checkpoint`` (after 5), ``signal-sent-unrecorded`` (in 6, a sink took the signals,
+not yet marked), ``notification-sent-unrecorded`` (in 7, a receiver accepted a
+notification, its row not yet written) and ``after-delivery-recorded`` (after 7).
 
 A stop request (SIGTERM/SIGINT) is honoured between batches, so the batch in hand is always
 finished, checkpointed and delivered first.
@@ -37,7 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors import Change, DetectorBank, Persistence, SignalKind
-from monitor.config import Settings
+from monitor.config import CrashPoint, Settings
 from monitor.decisions import DecisionEngine
 from monitor.detection import build_plan, save_calibrations
 from monitor.errors import SinkError
@@ -233,6 +239,10 @@ class Monitor:
         # scopes whose segments get the multivariate detector (calibrated mode only)
         self._mv_scopes = set(mv.scopes) if mv.enabled and det.mode == "calibrated" else set()
         self._batches = 0
+        if courier is not None and settings.faults.crash_at == "notification-sent-unrecorded":
+            courier.on_delivered = lambda _attempt: self._maybe_crash(
+                "notification-sent-unrecorded", signalled=True
+            )
 
     def run(
         self,
@@ -355,11 +365,11 @@ class Monitor:
         self.store.checkpoint(run_id, batch, [s.name for s in self.sinks])
         self.metrics.checkpoints.record(time.monotonic() - t0)
         self._batches += 1
-        self._maybe_crash("after-checkpoint", batch)
+        self._maybe_crash("after-checkpoint", signalled=bool(batch.signals))
         self._auto_resolve()
         self._deliver(summary)
         self._notify()
-        self._maybe_crash("after-deliver", batch)
+        self._maybe_crash("after-delivery-recorded", signalled=bool(batch.signals))
         self.source.commit(batch.offsets)
 
         summary.records += batch.records
@@ -403,12 +413,18 @@ class Monitor:
             )
         log.debug("router pass in %.3fs: %s", time.monotonic() - t0, report)
 
-    def _maybe_crash(self, point: str, batch: Batch) -> None:
-        """Fault injection (settings.faults): die like kill -9 at a named point."""
+    def _maybe_crash(self, point: CrashPoint, *, signalled: bool) -> None:
+        """Fault injection (settings.faults): die like kill -9 at a named point of a batch.
+
+        Fires at ``point`` in the batch ``faults.crash_after_batches``, or, with
+        ``faults.crash_on_signal``, the first time ``signalled`` (the batch raised a signal;
+        at the ``*-sent-unrecorded`` points: something was just sent). Never before the first
+        batch (not in the deliveries at start).
+        """
         f = self.settings.faults
-        if f.crash_at != point:
+        if f.crash_at != point or self._batches < 1:
             return
-        if batch.signals if f.crash_on_signal else self._batches >= f.crash_after_batches:
+        if signalled if f.crash_on_signal else self._batches >= f.crash_after_batches:
             log.error("fault injection: crashing %s (batch %d)", point, self._batches)
             os._exit(137)
 
@@ -463,5 +479,7 @@ class Monitor:
                 undelivered += len(pending)
                 log.warning("%s", exc)
                 continue
+            # sent, not yet recorded: a crash here sends these again (same signal ids)
+            self._maybe_crash("signal-sent-unrecorded", signalled=True)
             self.store.mark_delivered(sink.name, [s.id for s in pending])
         summary.undelivered = undelivered

@@ -5,6 +5,10 @@
 empty (a :class:`Reply` or a function of the request). A reply can ``hang``: sleep
 ``delay_s`` and close without answering (a client with a shorter timeout sees a timeout).
 ``close()`` stops the server and joins every handler thread, so no thread outlives a test.
+
+:class:`DedupingPager` is a ``default`` that behaves like a receiver that de-duplicates on
+``Idempotency-Key`` (what docs/sinks.md asks webhook receivers to do): the first request
+with a key pages, a repeat is acknowledged (200) and dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["LocalReceiver", "Received", "ReceiverFactory", "Reply", "free_port"]
+__all__ = ["DedupingPager", "LocalReceiver", "Received", "ReceiverFactory", "Reply", "free_port"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,26 @@ class LocalReceiver:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class DedupingPager:
+    """A reply function that pages once per ``Idempotency-Key`` (400 without one).
+
+    ``pages``: the keys that paged, in order; ``repeats``: the keys seen again (dropped).
+    """
+
+    def __init__(self) -> None:
+        self.pages: list[str] = []
+        self.repeats: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, rec: Received) -> Reply:
+        key = rec.headers.get("idempotency-key")
+        if not key:
+            return Reply(400, b"Idempotency-Key header required")
+        with self._lock:
+            (self.repeats if key in self.pages else self.pages).append(key)
+        return Reply(200)
 
 
 #: The ``receiver`` fixture: ``receiver(default=Reply(200))`` → a started LocalReceiver.

@@ -251,17 +251,23 @@ def test_sigterm_mid_stream_then_restart_processes_every_record_exactly_once(
     assert {tp.partition: off for tp, off in ends.items()} == offsets
 
 
-@pytest.mark.parametrize("crash_at", ["after-checkpoint", "after-deliver"])
-def test_killed_between_stored_and_delivered_signals_are_delivered_once_after_restart(
+@pytest.mark.parametrize(
+    "crash_at", ["after-checkpoint", "signal-sent-unrecorded", "after-delivery-recorded"]
+)
+def test_killed_at_a_crash_point_every_signal_reaches_the_control_topic_repeats_keep_their_id(
     kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Path, crash_at: str
 ) -> None:
-    """kill -9 right after the checkpoint that stored the HALT (before delivery), or right
-    after delivery (before the outbox row is marked): after a restart every signal is on the
-    control topic, and de-duplicating by signal id leaves exactly the stored set."""
+    """kill -9 in the batch that stores the first signal: right after its checkpoint
+    (nothing produced yet), after the control topic acknowledged its signals but before the
+    outbox marks them (sent, not recorded), or after they were produced and marked. After a
+    restart every stored signal is on the control topic; only ``signal-sent-unrecorded``
+    repeats — exactly the signals produced in that window, with the same signal id (key and
+    header), so de-duplicating by id leaves exactly the stored set."""
     topic = make_topics(kafka_broker, kafka_topic)
     records = grid_stream(1000, shift_segment=SHIFTED, shift_at=600, shift=2.5)
     produce(kafka_broker, topic, keyed(records))
-    env = monitor_env(kafka_broker, tmp_path, topic)
+    # the control topic is the only signal sink: the crash point fires after it
+    env = monitor_env(kafka_broker, tmp_path, topic, DRIFTGATE_SIGNALS__STDOUT="false")
     db = tmp_path / "history.db"
 
     # Crash right at the batch that stores the first signal.
@@ -275,15 +281,21 @@ def test_killed_between_stored_and_delivered_signals_are_delivered_once_after_re
     )
     assert crashed.returncode == 137, crashed.stdout + crashed.stderr
     con = sqlite3.connect(db)
-    (n_signals,) = con.execute("SELECT COUNT(*) FROM signals").fetchone()
+    stored = {r[0] for r in con.execute("SELECT id FROM signals")}
+    unmarked = {
+        r[0] for r in con.execute("SELECT signal_id FROM outbox WHERE delivered_at IS NULL")
+    }
     con.close()
-    assert n_signals > 0, "the crashed batch had stored its signals"
+    assert stored, "the crashed batch had stored its signals"
     before = [orjson.loads(m.value)["id"] for m in read_all(kafka_broker, f"{topic}.control")]
     if crash_at == "after-checkpoint":
-        con = sqlite3.connect(db)
-        stored = {r[0] for r in con.execute("SELECT id FROM signals")}
-        con.close()
-        assert not stored & set(before), "nothing stored by the crashed batch was delivered yet"
+        assert before == [], "nothing stored by the crashed batch was delivered yet"
+        assert unmarked == stored
+    elif crash_at == "signal-sent-unrecorded":
+        assert sorted(before) == sorted(unmarked) == sorted(stored), "produced, not marked"
+    else:
+        assert sorted(before) == sorted(stored)
+        assert unmarked == set()
 
     r = run_monitor(env, tmp_path)
     assert r.returncode == 0, r.stderr
@@ -292,16 +304,19 @@ def test_killed_between_stored_and_delivered_signals_are_delivered_once_after_re
     (pending,) = con.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL").fetchone()
     (counted,) = con.execute("SELECT records FROM segment_counts WHERE segment='*'").fetchone()
     con.close()
-    delivered = [orjson.loads(m.value)["id"] for m in read_all(kafka_broker, f"{topic}.control")]
-    assert stored
+    messages = read_all(kafka_broker, f"{topic}.control")
+    delivered = [orjson.loads(m.value)["id"] for m in messages]
+    assert all(
+        dict(m.headers)["driftgate-signal-id"].decode() == i
+        for m, i in zip(messages, delivered, strict=True)
+    )
     assert set(delivered) == stored, "every stored signal reached the control topic"
     assert pending == 0
     assert counted == len(records), "no record lost or counted twice across the crashes"
-    dupes = len(delivered) - len(set(delivered))
-    if crash_at == "after-checkpoint":
-        assert dupes == 0, "crash before delivery: nothing sent twice"
-    else:
-        assert dupes <= 1, "crash between delivery and marking: at most the one batch again"
+    repeated = sorted(i for i, n in Counter(delivered).items() if n > 1)
+    assert max(Counter(delivered).values()) <= 2
+    expected = sorted(before) if crash_at == "signal-sent-unrecorded" else []
+    assert repeated == expected, "only what was sent but not recorded is sent again"
 
 
 def test_lifecycle_reaches_kafka_controllers_firing_then_resolved_after_a_person_resumes(

@@ -2,9 +2,11 @@
 
 * in-process: a webhook receiver that fails (503, then a timeout, then 429 with
   Retry-After) before it recovers gets every notification exactly once, in order per group;
-* subprocess: ``driftgate run`` killed (exit 137, no clean-up) between "stored" and
-  "delivered", or right after delivering: after a restart the webhook holds each
-  notification once — none lost, none twice.
+* subprocess: ``driftgate run`` killed (exit 137, no clean-up) at each crash point —
+  stored but not delivered, a signal sent but not marked, a notification sent but its row
+  not written, everything sent and recorded: after a restart nothing is lost, only the
+  "sent, not yet recorded" points repeat (what was sent in that window, same ids), and a
+  receiver that de-duplicates on ``Idempotency-Key`` pages once per key.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from monitor.sinks.webhook import verify
 from monitor.sources import ListSource
 from monitor.store import HistoryStore
 from tests.factories import grid_stream, to_bytes
-from tests.http_receiver import LocalReceiver, Received, Reply
+from tests.http_receiver import DedupingPager, LocalReceiver, Received, Reply
 
 SHIFTED = ("eu-west", "pro")
 SECRET = "s3cret"
@@ -143,19 +145,41 @@ def _run(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("crash_at", ["after-checkpoint", "after-deliver"])
-def test_crash_between_stored_and_delivered_loses_nothing_sends_nothing_twice(
+#: What each crash point leaves behind, and what the restart must then repeat.
+CRASH_POINTS = [
+    "after-checkpoint",  # stored, nothing delivered: nothing repeats
+    "signal-sent-unrecorded",  # the JSONL sink has the signals, the outbox not the mark
+    "notification-sent-unrecorded",  # the webhook took one notification, its row says pending
+    "after-delivery-recorded",  # everything sent and recorded: nothing repeats
+]
+
+
+@pytest.mark.parametrize("crash_at", CRASH_POINTS)
+def test_killed_at_each_crash_point_nothing_is_lost_and_one_page_per_key(
     tmp_path: Path, crash_at: str
 ) -> None:
+    """``driftgate run`` killed (exit 137) at a crash point of the batch that raised the
+    first signal, then restarted: every signal and notification is delivered; only the
+    "sent, not yet recorded" points repeat, and exactly what was sent in that window, with
+    the same ids; the webhook receiver that de-duplicates on ``Idempotency-Key`` pages once
+    per key."""
     data = tmp_path / "logs.jsonl"
     recs = grid_stream(1200, shift_segment=SHIFTED, shift_at=700, shift=2.0)
     data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in recs))
-    with LocalReceiver(Reply(200)) as rx:
+    signals_file = tmp_path / "signals.jsonl"
+    pager = DedupingPager()
+    with LocalReceiver(pager) as rx:
         cfg = {
             "source": {"kind": "file", "path": str(data), "batch_size": 300},
             "detection": {"warmup": 400},
             "history": {"path": str(tmp_path / "h.db")},
-            "router": router_cfg(rx.url + "/hook", tmp_path / "notes.jsonl"),
+            "signals": {"stdout": False, "jsonl_path": str(signals_file)},
+            "router": {
+                "receivers": [
+                    {"name": "oncall", "kind": "webhook", "url": rx.url + "/hook", "secret": SECRET}
+                ],
+                "route": {"receiver": "oncall", "group_by": ["region"], "group_wait_s": 0},
+            },
         }
         (tmp_path / "driftgate.yaml").write_text(orjson.dumps(cfg).decode())
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -168,28 +192,57 @@ def test_crash_between_stored_and_delivered_loses_nothing_sends_nothing_twice(
             tmp_path,
         )
         assert crashed.returncode == 137, crashed.stderr
+        assert f"fault injection: crashing {crash_at}" in crashed.stderr
         store = HistoryStore(tmp_path / "h.db")
-        rows = store.notifications("oncall")
-        before = ids(rx.requests)
-        if crash_at == "after-checkpoint":
-            assert store.active_signals(), "the crashed batch stored its signals"
-            assert before == [], "nothing of that batch was delivered before the crash"
-        else:
-            assert before, "the crashed batch's HALT was delivered before the crash"
-            assert all(r["state"] == "delivered" for r in rows if r["notification_id"] in before)
+        stored = {r["id"] for r in store.signal_states(include_ended=True)}
+        unmarked = {s.id for s in store.pending("jsonl")}
+        rows = {r["notification_id"]: r for r in store.notifications("oncall")}
         store.close()
+        sent_signals = _signal_ids(signals_file)
+        sent = ids(rx.requests)
+        assert stored, "the crashed batch stored its signals"
+        if crash_at == "after-checkpoint":
+            assert (sent_signals, sent) == ([], []), "nothing of that batch delivered yet"
+            assert unmarked == stored
+        elif crash_at == "signal-sent-unrecorded":
+            assert sorted(sent_signals) == sorted(unmarked) == sorted(stored), (
+                "the sink took the signals; the outbox does not record it"
+            )
+            assert sent == []
+        elif crash_at == "notification-sent-unrecorded":
+            assert unmarked == set()
+            assert len(sent) == 1, "the webhook took one notification, then the process died"
+            assert (rows[sent[0]]["state"], rows[sent[0]]["attempts"]) == ("pending", 0)
+        else:
+            assert unmarked == set()
+            assert sent, "the crashed batch's HALT was delivered before the crash"
+            assert all(rows[k]["state"] == "delivered" for k in sent)
+        repeat_signals = sent_signals if crash_at == "signal-sent-unrecorded" else []
+        repeat_keys = sent if crash_at == "notification-sent-unrecorded" else []
 
         again = _run(env, tmp_path)
         assert again.returncode == 0, again.stderr
         store = HistoryStore(tmp_path / "h.db")
-        rows = store.notifications("oncall")
+        rows = {r["notification_id"]: r for r in store.notifications("oncall")}
+        stored = {r["id"] for r in store.signal_states(include_ended=True)}
+        assert store.pending("jsonl") == []
         store.close()
-    delivered = ids(rx.requests)
-    counts = Counter(delivered)
+        delivered = ids(rx.requests)
     assert rows, "HALT notifications were planned for the webhook"
-    assert all(r["state"] == "delivered" for r in rows), "none left pending after the restart"
-    assert set(counts) == {r["notification_id"] for r in rows}, "none lost"
-    assert max(counts.values()) == 1, f"none twice: {counts.most_common(3)}"
+    assert all(r["state"] == "delivered" for r in rows.values()), "none left pending"
+    assert set(delivered) == set(rows), "no notification lost"
+    assert sorted(pager.repeats) == sorted(repeat_keys), "repeated: exactly the unrecorded one"
+    assert sorted(pager.pages) == sorted(rows), "one page per idempotency key"
+    signal_counts = Counter(_signal_ids(signals_file))
+    assert set(signal_counts) == stored, "no signal lost"
+    assert sorted(k for k, n in signal_counts.items() if n > 1) == sorted(repeat_signals)
+    assert max(signal_counts.values()) <= 2
+
+
+def _signal_ids(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [orjson.loads(x)["id"] for x in path.read_bytes().splitlines()]
 
 
 class _Refreshing:
