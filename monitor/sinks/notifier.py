@@ -8,8 +8,9 @@ returns only when the receiver accepted the notification. Otherwise it raises
 and ``retry_after_s`` (the receiver's ``Retry-After``, when it sent one). A notifier never
 retries, sleeps, paces or falls back by itself: the engine owns that. ``close()`` is
 called once at shutdown. ``n.id`` is the idempotency key: a notifier sends it along where
-the receiver understands one (header, ``dedup_key``), since after a timeout the engine sends
-the same notification again.
+the receiver understands one (header, ``dedup_key``), since delivery is at least once: after
+a timeout, or after a crash between the receiver's success and the outbox write, the same
+notification is sent again with the same id.
 
 HTTP results are mapped in one place, :func:`delivery_error` (used by every HTTP notifier
 through :class:`HttpNotifier`):

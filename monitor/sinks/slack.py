@@ -2,8 +2,9 @@
 
 Slack cannot de-duplicate or resolve a message, so each notification — one transition of
 a group — is one message: firing (🚨 HALT, ⚠️ WARN), acknowledged (👀) or resolved (✅).
-The router makes sure a transition is notified once; on a timeout Slack may have posted
-the message anyway, and the retry posts it again (Slack has no idempotency key).
+The router plans a transition once; but on a timeout Slack may have posted the message
+anyway, and the retry posts it again, and so does the restart after a crash between Slack's
+``ok`` and the outbox write (Slack has no idempotency key).
 
 Message: ``text`` is the one-line summary (notifications and clients without blocks show
 it); ``blocks`` are a header, one section per alert (at most ``MAX_ALERTS``; then "…and N
