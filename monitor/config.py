@@ -82,6 +82,12 @@ class SourceSettings(_Section):
     poll_timeout_ms: int = Field(500, ge=1)
     batch_size: int = Field(500, ge=1, description="Records per batch (and per checkpoint).")
     max_record_bytes: int = Field(1_048_576, ge=64)
+    max_future_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="Records timestamped more than this far ahead of the wall clock go to "
+        "the dead-letter sink (a year-9999 record must not drag event time forward).",
+    )
     dead_letter_topic: str = "driftgate.deadletter"
     dead_letter_path: str = "driftgate-deadletter.jsonl"
     idle_exit_s: float | None = Field(

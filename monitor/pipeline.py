@@ -3,8 +3,11 @@
 One batch at a time:
 
 1. ``source.poll`` a batch of raw records;
-2. parse each against schema v1; a bad record goes to the dead-letter sink with its reason
-   and position, and is counted;
+2. read each record (``monitor.intake``: schema v1, then no timestamp more than
+   ``source.max_future_s`` ahead of the wall clock) and compute all it contributes
+   (observations, segments, label join) before any of it is applied; a record that fails
+   anywhere in that (even by raising something unexpected) goes to the dead-letter sink with
+   its reason, position and Kafka key, is counted, and the batch goes on;
 3. map each good record to its segments (leaf + roll-ups) and feed every signal to that
    segment's detector bank; confirmed changes become drift events, and the decision engine
    turns drift events into WARN / HALT signals;
@@ -48,12 +51,13 @@ from monitor.decisions import DecisionEngine
 from monitor.detection import build_plan, save_calibrations
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
-from monitor.labels import LabelJoiner
+from monitor.intake import Intake, wall_clock_ms
+from monitor.labels import LabelJoiner, Outcome
 from monitor.observe import Observation, Observer
 from monitor.router.courier import Courier
 from monitor.router.resolve import any_auto_resolve, resolvable
 from monitor.router.route import Route
-from monitor.schema import BadRecord, parse_label, parse_record
+from monitor.schema import BadRecord
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
 from monitor.sources.base import RawRecord, Source
@@ -70,6 +74,7 @@ def _now_ms() -> int:
 
 
 LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
+FEATURES_STATE_KEY = "~features"  # detector_state row that holds each feature's kind
 JOINT_SIGNAL = "features:joint"  # the multivariate signal: all numeric features together
 
 
@@ -186,8 +191,32 @@ class BatchFeed:
             yield seg, JOINT_SIGNAL, SignalKind.VECTOR, vecs, tags
 
 
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """All one inference record adds to a batch, computed before any of it is applied."""
+
+    request_id: str
+    ts_ms: int
+    prediction: object
+    segments: list[Segment]
+    obs: list[Observation]
+    vector: dict[str, float] | None  # its multivariate observation, when sampled
+
+
+@dataclass(frozen=True, slots=True)
+class _Labelled:
+    """All one label record adds to a batch (None: no observation, e.g. unmatched)."""
+
+    ts_ms: int
+    outcome: Outcome | None
+
+
 class Monitor:
-    """Runs the loop for one source until it is exhausted or asked to stop."""
+    """Runs the loop for one source until it is exhausted or asked to stop.
+
+    ``clock`` (epoch ms; the wall clock by default) is what record timestamps are checked
+    against (``source.max_future_s``).
+    """
 
     def __init__(
         self,
@@ -198,6 +227,7 @@ class Monitor:
         sinks: list[SignalSink],
         metrics: Metrics | None = None,
         courier: Courier | None = None,
+        clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.settings = settings
         self.courier = courier
@@ -212,9 +242,15 @@ class Monitor:
         self.segmenter = Segmenter(
             seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups
         )
+        self.intake = Intake.from_settings(settings.source, clock)
         self.observer = Observer(det.features, det.max_features)
         states = store.detector_states()
         labels_blob = states.pop(LABELS_STATE_KEY, None)
+        features_blob = states.pop(FEATURES_STATE_KEY, None)
+        if features_blob is not None:
+            self.observer.restore(features_blob)
+        self._kinds_saved = self.observer.n_kinds
+        self._failures_logged: set[type[Exception]] = set()
         self.banks: dict[str, DetectorBank] = {
             key: DetectorBank.from_state(blob, self.plan, key) for key, blob in states.items()
         }
@@ -293,18 +329,51 @@ class Monitor:
             save_calibrations()  # thresholds computed on the way (categorical mixes) persist
         return summary
 
+    def _read(self, raw: RawRecord) -> _Observed | _Labelled:
+        """Everything fallible about one record, before the batch is touched.
+
+        Raises :class:`BadRecord` with the reason the record cannot be used: the intake's
+        (schema, future timestamp), the observer's (a feature changed its type), or, as the
+        last line of defence, ``processing failed: <Type>: <message>`` for anything else
+        that raises (logged as a warning, with the traceback the first time per type)."""
+        pos = raw.position
+        try:
+            if pos.source in self.source.label_sources:
+                label = self.intake.label(raw.value)
+                joiner = self.joiner
+                return _Labelled(label.ts_ms, joiner.join(label) if joiner is not None else None)
+            rec = self.intake.record(raw.value)
+            obs = self.observer.observe(rec)  # first: it may refuse the record (a type change)
+            segments = self.segmenter.segments_for(
+                tuple(rec.dimension(d) for d in self.segmenter.dimensions)
+            )
+            vector = None
+            mv_every = self.settings.detection.multivariate.sample_every
+            if self._mv_scopes and (pos.offset + pos.partition) % mv_every == 0:
+                vector = {
+                    n: float(x)
+                    for n, x, k in obs
+                    if k is SignalKind.NUMERIC and n.startswith("feature:")
+                }
+            return _Observed(rec.request_id, rec.ts_ms, rec.prediction, segments, obs, vector)
+        except BadRecord:
+            raise
+        except Exception as exc:  # one record never stops the monitor
+            failure = BadRecord(f"processing failed: {type(exc).__name__}: {exc}")
+            first = type(exc) not in self._failures_logged
+            self._failures_logged.add(type(exc))
+            log.warning("record at %s dead-lettered: %s", pos, failure.reason, exc_info=first)
+            raise failure from exc
+
     def _process(self, run_id: str, records: list[RawRecord], summary: RunSummary) -> None:
         batch = Batch()
         self.engine.sync(self.store.active_signals())  # a person may have lifted a HALT
         counts: dict[tuple[str, str], int] = defaultdict(int)
         offsets = batch.offsets
-        dims = self.segmenter.dimensions
-        max_bytes = self.settings.source.max_record_bytes
-        label_sources = self.source.label_sources
         joiner = self.joiner
         touched: set[str] = set()
         feed = BatchFeed()  # fed to the detectors per batch (vectorised where they can)
-        mv_scopes, mv_every = self._mv_scopes, self.settings.detection.multivariate.sample_every
+        mv_scopes = self._mv_scopes
         overflow_before = self.segmenter.overflowed
         for raw in records:
             pos = raw.position
@@ -312,17 +381,15 @@ class Monitor:
             if offsets.get(key, -1) <= pos.offset:
                 offsets[key] = pos.offset + 1
             try:
-                if pos.source in label_sources:
-                    label = parse_label(raw.value, max_bytes)
-                else:
-                    rec = parse_record(raw.value, max_bytes)
+                item = self._read(raw)
             except BadRecord as exc:
-                self.dead_letters.add(DeadLetter(raw.value, exc.reason, pos))
+                self.dead_letters.add(DeadLetter(raw.value, exc.reason, pos, raw.key))
                 batch.dead_letters += 1
                 continue
-            if pos.source in label_sources:
+            # from here on nothing can fail: the record's contribution is applied whole
+            if isinstance(item, _Labelled):
                 batch.labels += 1
-                outcome = joiner.join(label) if joiner is not None else None
+                outcome = item.outcome
                 if outcome is not None:
                     kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
                     for seg in outcome.segments:
@@ -330,35 +397,31 @@ class Monitor:
                     feed.add(
                         outcome.segments,
                         [(outcome.signal, outcome.value, kind)],
-                        (pos, label.ts_ms),
+                        (pos, item.ts_ms),
                     )
                 continue
             batch.records += 1
-            obs = self.observer.observe(rec)
-            segments = self.segmenter.segments_for(tuple(rec.dimension(d) for d in dims))
+            segments = item.segments
             if joiner is not None:
-                joiner.expect(rec.request_id, rec.ts_ms, rec.prediction, segments)
+                joiner.expect(item.request_id, item.ts_ms, item.prediction, segments)
             for seg in segments:
                 counts[(seg.key, seg.scope)] += 1
                 touched.add(seg.key)
-            feed.add(segments, obs, (pos, rec.ts_ms))
-            if mv_scopes and (pos.offset + pos.partition) % mv_every == 0:
-                vec = {
-                    n: float(x)
-                    for n, x, k in obs
-                    if k is SignalKind.NUMERIC and n.startswith("feature:")
-                }
-                if len(vec) >= 2:
-                    for seg in segments:
-                        if seg.scope in mv_scopes:
-                            feed.add_vector(seg, vec)
-            if rec.ts_ms > self._record_ms:
-                self._record_ms = rec.ts_ms
+            feed.add(segments, item.obs, (pos, item.ts_ms))
+            if item.vector is not None and len(item.vector) >= 2:
+                for seg in segments:
+                    if seg.scope in mv_scopes:
+                        feed.add_vector(seg, item.vector)
+            if item.ts_ms > self._record_ms:
+                self._record_ms = item.ts_ms
         self._detect(feed, batch)
         batch.counts = dict(counts)
         batch.states = {key: self.banks[key].state() for key in touched}
         if joiner is not None:
             batch.states[LABELS_STATE_KEY] = pickle.dumps(joiner, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.observer.n_kinds != self._kinds_saved:
+            batch.states[FEATURES_STATE_KEY] = self.observer.state()
+            self._kinds_saved = self.observer.n_kinds
 
         self.dead_letters.flush()
         t0 = time.monotonic()

@@ -63,7 +63,9 @@ def build_monitor(
         if settings.labels.path:
             labels = FileSource(settings.labels.path)
             stack.callback(labels.close)
-            source = MergedFileSource(file_source, labels)
+            source = MergedFileSource(
+                file_source, labels, max_future_ms=int(src_cfg.max_future_s * 1000)
+            )
         dead = FileDeadLetters(src_cfg.dead_letter_path)
     else:
         source = DemoSource(scenario)
