@@ -35,6 +35,7 @@ from monitor.demo import LocalWebhook, demo_router
 from monitor.detection import fleet_budget
 from monitor.errors import EXIT_CONFIG, EXIT_INTERNAL, ConfigError, DriftgateError
 from monitor.events import DriftEvent, Signal
+from monitor.intake import Intake
 from monitor.logs import setup_logging
 from monitor.observe import Observer
 from monitor.operations import (
@@ -54,7 +55,7 @@ from monitor.pipeline import RunSummary
 from monitor.profiles import Profile, ProfileBuilder, ProfileFilter
 from monitor.router.pipeline import Router
 from monitor.router.route import Route
-from monitor.schema import BadRecord, json_schema_text, parse_record
+from monitor.schema import BadRecord, json_schema_text
 from monitor.service import build_monitor, install_stop_handlers
 from monitor.sources import DemoScenario, DemoSource, FileSource, Source
 from monitor.store import HistoryFilter, HistoryStore
@@ -521,11 +522,12 @@ def reference_build(
                 "reference build reads file:PATH, '-' or demo (export Kafka to a file)"
             )
         bad = 0
+        intake = Intake.from_settings(settings.source)  # the monitor's checks, future included
         try:
             while not src.exhausted:
                 for raw in src.poll(5000):
                     try:
-                        builder.add(parse_record(raw.value, settings.source.max_record_bytes))
+                        builder.add(intake.record(raw.value))
                     except BadRecord:
                         bad += 1
         finally:

@@ -276,3 +276,20 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
     assert logs, r.stderr
     assert all({"ts", "level", "logger", "message"} <= set(x) for x in logs)
     assert any("HALT" in x["message"] for x in logs)
+
+
+def test_reference_build_skips_what_the_monitor_would_dead_letter(tmp_path: Path) -> None:
+    """The profile is built from the records the monitor would watch: a record from the far
+    future, or one that breaks the schema, is skipped and counted, never sampled."""
+    records = grid_stream(40)
+    future = dict(records[3], timestamp="9999-01-01T00:00:00Z")
+    lines = [*to_bytes(records), orjson.dumps(future), b"{broken"]
+    write_jsonl(tmp_path / "canary.jsonl", lines)
+    built = driftgate(
+        "reference", "build", "canary", "--source", "file:canary.jsonl", "--db", "h.db",
+        "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    out = json.loads(built.stdout)
+    assert out["records"] == len(records)
+    assert out["bad_records"] == 2
