@@ -3,6 +3,7 @@ location CUSUM, update_many == update, state, and the whole monitor on a noisy f
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import random
@@ -15,8 +16,14 @@ import pytest
 from detectors import CUSUMDetector, ScaleCUSUMDetector, make_detector
 from detectors.base import Change
 from detectors.calibration import SCALE, lindley, threshold_fixed
-from detectors.scale import calibrate_scale, reference_values, scale_arl
+from detectors.scale import SCALE_CALIBRATIONS, calibrate_scale, reference_values, scale_arl
 from monitor.config import load_settings
+from monitor.detection import (
+    calibration_cache_path,
+    fleet_budget,
+    load_calibrations,
+    save_calibrations,
+)
 from monitor.events import DriftEvent, Level
 from monitor.pipeline import Monitor
 from monitor.sinks import MemoryDeadLetters, MemorySink
@@ -249,6 +256,47 @@ def test_registered_as_a_spread_family() -> None:
     assert isinstance(det, ScaleCUSUMDetector)
     assert (det.measure, det.name, det.ratio) == ("spread", "scale", 2.0)
     assert det.calibration.k_up == pytest.approx(reference_values(2.0)[0])
+
+
+# -- wiring: budget, calibration cache -----------------------------------------------------
+
+
+def test_the_spread_detector_counts_in_the_fleet_budget() -> None:
+    """One more stream per signal: the split stays an upper bound on the false-alarm rate
+    (rates and categories get no spread detector, but are counted: on the safe side)."""
+    on = fleet_budget(load_settings(search_cwd=False))
+    off = fleet_budget(
+        load_settings(overrides={"detection": {"spread_ratio": None}}, search_cwd=False)
+    )
+    assert off.streams_per_event is not None
+    assert on.streams_per_event is not None
+    joint = 1  # the multivariate stream of the leaf segment
+    assert on.streams_per_event - joint == 2 * (off.streams_per_event - joint)
+    assert on.target_arl0 == pytest.approx(
+        off.target_arl0 * on.streams_per_event / off.streams_per_event
+    )
+
+
+def test_spread_calibrations_survive_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(SCALE_CALIBRATIONS, "_known", {})
+    cal = calibrate_scale(12_345, 2.0)
+    save_calibrations()
+    assert len(json.loads(calibration_cache_path().read_text())["scale"]) == 1
+    monkeypatch.setattr(SCALE_CALIBRATIONS, "_known", {})
+    load_calibrations()
+    again = calibrate_scale(12_345, 2.0)
+    assert again == cal
+    assert again is not cal  # loaded, not recomputed
+    # a cache written before the spread family existed still loads (its other sections)
+    doc = json.loads(calibration_cache_path().read_text())
+    del doc["scale"]
+    calibration_cache_path().write_text(json.dumps(doc))
+    monkeypatch.setattr(SCALE_CALIBRATIONS, "_known", {})
+    load_calibrations()
+    assert SCALE_CALIBRATIONS.known() == {}
 
 
 # -- the whole monitor -------------------------------------------------------------------
