@@ -156,7 +156,7 @@ def test_basic_mode_with_a_river_rate_detector_catches_a_rising_error_rate(tmp_p
     assert leaf[0].position.offset > 900 * 9
 
 
-def test_calibrated_mode_halts_a_doubled_error_rate(tmp_path: Path) -> None:
+def test_calibrated_mode_signals_a_doubled_error_rate(tmp_path: Path) -> None:
     """The default path for a 0/1 rate: the own-past Bernoulli CUSUM catches 4 % -> 10 %
     errors in one segment (0.3 sigma of a Bernoulli: no sigma threshold would act on it),
     and the decision engine acts on the relative rise it reads (x2.5 true). That read is
