@@ -200,12 +200,16 @@ class HistoryStore:
                     [self._event_row(run_id, e) for e in batch.events],
                 )
             if batch.signals:
-                conn.execute(
-                    sqlite_insert(t.signals).on_conflict_do_nothing(),
-                    [self._signal_row(run_id, s) for s in batch.signals],
-                )
-                # A new signal supersedes the one in force for its scope.
+                # In decision order, each new signal supersedes the one in force for its scope
+                # (a WARN and the HALT that follows it in one batch: the HALT stays in force).
+                # A signal already stored (a replayed batch) supersedes nothing again.
                 for s in batch.signals:
+                    inserted = conn.execute(
+                        sqlite_insert(t.signals).on_conflict_do_nothing(),
+                        [self._signal_row(run_id, s)],
+                    ).rowcount
+                    if not inserted:
+                        continue
                     conn.execute(
                         update(t.signals)
                         .where(

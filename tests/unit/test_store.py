@@ -73,6 +73,23 @@ def test_new_signal_supersedes_the_active_one_of_its_scope(store: HistoryStore) 
     assert [s.id for s in store.active_signals()] == [halt.id]
 
 
+def test_a_warn_and_the_halt_after_it_in_one_batch_leave_the_halt_in_force(
+    store: HistoryStore,
+) -> None:
+    """Each signal supersedes the one in force before it, in the batch's decision order: a
+    WARN and the HALT that follows it for the same scope in one batch end as WARN
+    superseded, HALT in force (both used to end superseded, and the router then resolved a
+    HALT nobody had lifted). Replaying the batch changes nothing."""
+    run = store.start_run("logs")
+    e1, e2 = ev(1), ev(2, signal="feature:y")
+    warn, halt = sig(e1, Level.WARN), sig(e2, Level.HALT)
+    batch = Batch(events=[e1, e2], signals=[warn, halt])
+    store.checkpoint(run, batch, [])
+    assert [s.id for s in store.active_signals()] == [halt.id]
+    store.checkpoint(run, batch, [])  # a replayed batch
+    assert [s.id for s in store.active_signals()] == [halt.id]
+
+
 def test_history_filters(store: HistoryStore) -> None:
     run = store.start_run("logs")
     a, b = ev(1, "eu"), ev(2, "us", signal="latency_ms")
