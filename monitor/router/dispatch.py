@@ -7,7 +7,10 @@ Called after every checkpoint (and on start, so nothing left pending by a crash 
 2. ``Router.plan`` them (group → inhibit → silence → route, repeat buckets);
 3. dedup + rate-limit: enqueue in the outbox only notifications it does not hold yet for
    that receiver, within each receiver's rate; the outbox's primary key (notification id,
-   receiver) is the idempotency key, so a re-plan after a crash stores nothing twice;
+   receiver) is the idempotency key, so a re-plan after a crash stores nothing twice; a
+   "resolved" notification of a group the receiver was never told about is not sent (as
+   Alertmanager's notification log: a WARN superseded by a HALT before it was told, its
+   HALT muted, resolves nothing anyone saw);
 4. deliver every due outbox row through its receiver with retries, back-off, the
    receiver's circuit breaker and fallback (``monitor.sinks.delivery``), recording each
    attempt in the outbox row.
@@ -53,8 +56,10 @@ def planned_rows(
         by_receiver.setdefault(n.receiver, []).append(n)
     for receiver, ns in by_receiver.items():
         known = store.known_notifications([n.id for n in ns], receiver)
+        resolving = {n.group_key for n in ns if n.status == "resolved"}
+        told = store.notified_groups(resolving, receiver)
         for n in ns:
-            if n.id in known:
+            if n.id in known or (n.status == "resolved" and n.group_key not in told):
                 continue
             if router.admit(receiver, now_ms):
                 fresh.append(n)

@@ -394,6 +394,21 @@ class HistoryStore:
         with self._tx() as conn:
             return {r.notification_id for r in conn.execute(q)}
 
+    def notified_groups(self, group_keys: Iterable[str], receiver: str) -> set[str]:
+        """The groups among ``group_keys`` that ``receiver`` already has a notification of."""
+        keys = list(group_keys)
+        if not keys:
+            return set()
+        q = (
+            select(t.notifications.c.group_key)
+            .where(
+                and_(t.notifications.c.receiver == receiver, t.notifications.c.group_key.in_(keys))
+            )
+            .distinct()
+        )
+        with self._tx() as conn:
+            return {r.group_key for r in conn.execute(q)}
+
     def due_notifications(self, now_ms: int) -> list[dict[str, Any]]:
         """Pending notifications whose next attempt is due, oldest first."""
         q = (

@@ -305,3 +305,45 @@ def test_firing_alerts_are_refreshed_every_interval_not_every_tick(tmp_path: Pat
     courier.tick()
     assert am.refreshed[-1] == ["region=eu"], "the resolution is re-sent too, within the window"
     assert len(am.notified) == 3, "ack and resume were each notified once"
+
+
+def test_a_group_never_told_it_fired_gets_no_resolution(tmp_path: Path) -> None:
+    """Alertmanager's notification log: a resolution goes only to a receiver that was told
+    the group fired. A WARN superseded by a HALT of another group before any pass (its own
+    group then holds only the ended WARN) resolves nothing the receiver ever saw; a HALT
+    that was told, then resumed, is resolved."""
+    from monitor.config import RouterSettings
+    from monitor.events import Position, Signal
+    from monitor.sinks.notifier import MemoryNotifier
+    from monitor.store import Batch
+
+    def signal(level: Level, n: int, name: str) -> Signal:
+        return Signal(
+            level, "region=eu", "region", {"region": "eu"}, "x", (f"e{n}",), n,
+            Position("logs", 0, n), signal=name,
+        )  # fmt: skip
+
+    store = HistoryStore(tmp_path / "h.db")
+    run = store.start_run("logs")
+    warn, halt = signal(Level.WARN, 1, "feature:x"), signal(Level.HALT, 2, "feature:y")
+    store.checkpoint(run, Batch(signals=[warn, halt]), [])
+    pager = MemoryNotifier("pager")
+    rs = RouterSettings.model_validate(
+        {
+            "receivers": [{"name": "pager", "kind": "stdout"}],
+            "route": {"receiver": "pager", "group_by": ["signal"]},
+        }
+    )
+    courier = Courier(store, rs, {"pager": pager}, clock=lambda: 1_000_000)
+    courier.tick()
+    assert [(n.group_labels, n.status) for n in pager.received] == [
+        ({"signal": "feature:y"}, "firing")
+    ]
+    store.transition(halt.id, "ACK", "ana", "mine")
+    store.transition(halt.id, "RESUMED", "ana", "fixed")
+    courier.tick()
+    assert [(n.group_labels, n.status) for n in pager.received][-1] == (
+        {"signal": "feature:y"},
+        "resolved",
+    )
+    assert all(n.group_labels == {"signal": "feature:y"} for n in pager.received)
