@@ -1056,53 +1056,36 @@ def speed_table(sz: Sizes, seed: int, river: list[Tuned], res: Results) -> Table
 
     a = sz.target
 
-    def cusum_many() -> None:
-        CUSUMDetector(a, K_NUM, seed=1, warmup=1000).update_many(x)
+    # the two self-starting families, same protocol: batch path, per-call path, state
+    families: list[tuple[str, str, Callable[[], CUSUMDetector]]] = [
+        ("CUSUM", "numeric CUSUM", lambda: CUSUMDetector(a, K_NUM, seed=1, warmup=1000)),
+        (
+            "spread CUSUM",
+            "spread CUSUM",
+            lambda: ScaleCUSUMDetector(a, S_RATIO, seed=1, warmup=1000),
+        ),
+    ]
+    for label, target, make in families:
 
-    def cusum_each() -> None:
-        d = CUSUMDetector(a, K_NUM, seed=1, warmup=1000)
-        for v in xs:
-            d.update(v)
+        def many(make: Callable[[], CUSUMDetector] = make) -> None:
+            make().update_many(x)
 
-    st = CUSUMDetector(a, K_NUM, seed=1, warmup=1000)
-    st.update_many(x[:10_000])
-    row(
-        "driftgate CUSUM, update_many (numpy batch)",
-        x.size,
-        timed(cusum_many, sz.speed_repeats),
-        state_bytes(st),
-        target="numeric CUSUM",
-    )
-    row(
-        "driftgate CUSUM, update() per call",
-        x.size,
-        timed(cusum_each, sz.speed_repeats),
-        state_bytes(st),
-    )
+        def each(make: Callable[[], CUSUMDetector] = make) -> None:
+            d = make()
+            for v in xs:
+                d.update(v)
 
-    def spread_many() -> None:
-        ScaleCUSUMDetector(a, S_RATIO, seed=1, warmup=1000).update_many(x)
-
-    def spread_each() -> None:
-        d = ScaleCUSUMDetector(a, S_RATIO, seed=1, warmup=1000)
-        for v in xs:
-            d.update(v)
-
-    sp = ScaleCUSUMDetector(a, S_RATIO, seed=1, warmup=1000)
-    sp.update_many(x[:10_000])
-    row(
-        "driftgate spread CUSUM, update_many (numpy batch)",
-        x.size,
-        timed(spread_many, sz.speed_repeats),
-        state_bytes(sp),
-        target="spread CUSUM",
-    )
-    row(
-        "driftgate spread CUSUM, update() per call",
-        x.size,
-        timed(spread_each, sz.speed_repeats),
-        state_bytes(sp),
-    )
+        st = make()
+        st.update_many(x[:10_000])
+        row(
+            f"driftgate {label}, update_many (numpy batch)",
+            x.size,
+            timed(many, sz.speed_repeats),
+            state_bytes(st),
+            target=target,
+        )
+        row(f"driftgate {label}, update() per call", x.size, timed(each, sz.speed_repeats),
+            state_bytes(st))  # fmt: skip
     for tuned in river:
         c = tuned.contender
         n = sz.kswin_speed_n if "KSWIN" in c.label else x.size
