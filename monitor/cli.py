@@ -59,6 +59,8 @@ from monitor.schema import BadRecord, json_schema_text
 from monitor.service import build_monitor, install_stop_handlers
 from monitor.sources import DemoScenario, DemoSource, FileSource, Source
 from monitor.store import HistoryFilter, HistoryStore
+from monitor.store.database import Database
+from monitor.store.schema import current_revision, head_revision, is_known
 
 __all__ = ["app", "main"]
 
@@ -84,7 +86,12 @@ ConfigOpt = Annotated[
     ),
 ]
 DbOpt = Annotated[
-    str | None, typer.Option("--db", help="History SQLite file (overrides history.path).")
+    str | None,
+    typer.Option(
+        "--db",
+        help="History store: a SQLite file or a database URL such as "
+        "postgresql://user@host:5432/db (overrides history.url / history.path).",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine output: one JSON object per line.")]
 SinceOpt = Annotated[str | None, typer.Option(help="From this time (RFC 3339 or epoch ms).")]
@@ -130,6 +137,14 @@ def _errors() -> Iterator[None]:
 
 def _settings(config: Path | None, overrides: dict[str, Any]) -> Settings:
     return load_settings(config, overrides)
+
+
+def _history(db: str | None) -> dict[str, Any]:
+    """The settings override of ``--db``: a database URL or a SQLite file, in place of both
+    ``history.url`` and ``history.path`` of the config file."""
+    if db is None:
+        return {}
+    return {"history": {"url": db, "path": None} if "://" in db else {"path": db, "url": None}}
 
 
 def _parse_source(spec: str) -> dict[str, Any]:
@@ -231,15 +246,14 @@ def run(
         overrides: dict[str, Any] = {}
         if source:
             overrides["source"] = _parse_source(source)
-        if db:
-            overrides["history"] = {"path": db}
+        overrides |= _history(db)
         if log_format or log_level:
             overrides["logging"] = {
                 k: v for k, v in (("format", log_format), ("level", log_level)) if v
             }
         settings = _settings(config, overrides)
         summary = _run_monitor(settings, as_json=as_json, progress=progress)
-        _print_summary(summary, settings.history.path, as_json)
+        _print_summary(summary, settings.history.location, as_json)
 
 
 @app.command()
@@ -275,7 +289,7 @@ def demo(
                     "batch_size": 2000,
                     "dead_letter_path": "driftgate-demo-deadletter.jsonl",
                 },
-                "history": {"path": db},
+                "history": {"path": db, "url": None},
                 "signals": {"stdout": as_json},
                 "router": demo_router(hook.url, notes),
                 "logging": {"level": "ERROR"},
@@ -310,7 +324,7 @@ def demo(
 
 def _fanout(settings: Settings, hook: LocalWebhook) -> dict[str, Any]:
     """Where the demo's notifications went, and which alerts the router muted and why."""
-    store = HistoryStore(settings.history.path)
+    store = HistoryStore.from_settings(settings.history)
     try:
         rows = store.notifications()
         plan = Router(settings.router).plan(store.signal_states(), [], 0)
@@ -352,11 +366,12 @@ def _fanout_table(fanout: dict[str, Any], notes: str) -> None:
 
 
 def _open_store(config: Path | None, db: str | None) -> tuple[HistoryStore, str]:
-    settings = _settings(config, {"history": {"path": db}} if db else {})
-    path = settings.history.path
-    if not Path(path).is_file():
-        raise ConfigError(f"no drift history at {path} yet (run `driftgate run` or pass --db FILE)")
-    return HistoryStore(path), path
+    history = _settings(config, _history(db)).history
+    if history.url is None and history.path is not None and not Path(history.path).is_file():
+        raise ConfigError(
+            f"no drift history at {history.path} yet (run `driftgate run` or pass --db FILE)"
+        )
+    return HistoryStore.from_settings(history), history.location
 
 
 def _ts(ms: int) -> str:
@@ -500,7 +515,7 @@ def reference_build(
 ) -> None:
     """Build a reference profile by replaying logs (e.g. the validated canary) and store it."""
     with _errors():
-        settings = _settings(config, {"history": {"path": db}} if db else {})
+        settings = _settings(config, _history(db))
         spec = _parse_source(source)
         pfilter = ProfileFilter(
             regions=region or None,
@@ -537,8 +552,11 @@ def reference_build(
                 f"no record of {source} matches the filter; nothing to build {name!r} from"
             )
         profile = builder.build(name)
-        store = HistoryStore(settings.history.path)
-        store.save_profile(name, profile.records, profile.to_dict())
+        store = HistoryStore.from_settings(settings.history)
+        try:
+            store.save_profile(name, profile.records, profile.to_dict())
+        finally:
+            store.close()
         if as_json:
             sys.stdout.write(
                 orjson.dumps(
@@ -554,7 +572,8 @@ def reference_build(
             return
         err.print(
             f"reference [bold]{name}[/]: {profile.records:,} records, "
-            f"{len(profile.signals)} signals, {bad} bad records skipped → {settings.history.path}"
+            f"{len(profile.signals)} signals, {bad} bad records skipped → "
+            f"{settings.history.location}"
         )
 
 
@@ -806,9 +825,7 @@ def serve(
     cleanly (exit 0). See docs/api.md.
     """
     with _errors():
-        overrides: dict[str, Any] = {}
-        if db:
-            overrides["history"] = {"path": db}
+        overrides: dict[str, Any] = _history(db)
         api = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
         if api:
             overrides["api"] = api
@@ -828,7 +845,7 @@ def serve(
             mutations = "on" if token is not None and token.get_secret_value() else "off"
             err.print(
                 f"driftgate API on http://{settings.api.host}:{settings.api.port} "
-                f"(history: {settings.history.path}; ack/resume/silences: {mutations})",
+                f"(history: {settings.history.location}; ack/resume/silences: {mutations})",
                 soft_wrap=True,
             )
             # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to
@@ -1002,7 +1019,7 @@ def gate(
             if not sep or not key:
                 raise ConfigError(f"bad --label {item!r}: use key=value")
             query[key] = value
-        settings = _settings(config, {"history": {"path": db}} if db else {})
+        settings = _settings(config, _history(db))
         store, _ = _open_store(config, db)
         decision = evaluate_gate(store, query, settings.segments.dimensions)
         if as_json:
@@ -1020,6 +1037,64 @@ def gate(
         code = {"ok": 0, "warn": EXIT_GATE_WARN, "halt": EXIT_GATE_HALT}[decision.state.value]
         if code:
             raise typer.Exit(code)
+
+
+db_app = typer.Typer(
+    help="The history store's schema. Every command that opens the store migrates it to "
+    "this driftgate's revision; a store written by a newer driftgate is refused.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+
+def _revision_view(location: str, revision: str | None) -> dict[str, Any]:
+    head = head_revision()
+    if revision == head:
+        state = "current"
+    elif revision is None:
+        state = "empty"
+    elif is_known(revision):
+        state = "behind"
+    else:
+        state = "newer"
+    return {"history": location, "revision": revision, "head": head, "state": state}
+
+
+def _print_revision(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(view).decode() + "\n")
+        return
+    note = {
+        "current": "up to date",
+        "empty": "no schema yet (created when a command opens it)",
+        "behind": f"behind this driftgate's {view['head']} (upgraded when a command opens it)",
+        "newer": f"written by a newer driftgate (this one knows up to {view['head']})",
+    }[view["state"]]
+    out.print(f"{view['history']}: revision {view['revision'] or '—'}, {note}", markup=False)
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """The schema revision of the history store (changes nothing)."""
+    with _errors():
+        history = _settings(config, _history(db)).history
+        database = Database(history.database_url(), connect_timeout_s=history.connect_timeout_s)
+        try:
+            database.ping()
+            revision = current_revision(database)
+        finally:
+            database.close()
+        _print_revision(_revision_view(history.location, revision), as_json)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """Migrate the history store to this driftgate's schema revision (creating it if new)."""
+    with _errors():
+        history = _settings(config, _history(db)).history
+        store = HistoryStore.from_settings(history)
+        store.close()
+        _print_revision(_revision_view(history.location, store.revision), as_json)
 
 
 def main() -> None:

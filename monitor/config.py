@@ -415,9 +415,133 @@ class RouterSettings(_Section):
 
 
 class HistorySettings(_Section):
-    """Where the drift history lives."""
+    """Where the drift history lives: a SQLite file (default) or a PostgreSQL database.
 
-    path: str = Field("driftgate.db", description="SQLite file of the drift history.")
+    ``url`` is a SQLAlchemy URL. ``postgresql://user@host:5432/db`` (or ``postgres://``,
+    both with the psycopg 3 driver) is one database a fleet of driftgate processes shares;
+    ``sqlite:///file.db`` is a file. Without ``url`` the history is the SQLite file ``path``
+    (default ``driftgate.db``); setting both is an error. A password written in the URL is
+    moved to ``password``, which is masked whenever settings are printed or stored; better,
+    leave it out of the URL and set ``DRIFTGATE_HISTORY__PASSWORD``.
+
+    >>> h = HistorySettings(url="postgres://dg:s3cret@db:5432/drift")
+    >>> h.url, h.password, h.path
+    ('postgres://dg@db:5432/drift', SecretStr('**********'), None)
+    >>> h.location
+    'postgres://dg:***@db:5432/drift'
+    >>> h.model_dump(mode="json")["password"]
+    '**********'
+    >>> HistorySettings().location
+    'driftgate.db'
+    """
+
+    url: str | None = Field(
+        None,
+        description="Database URL: postgresql://user@host:port/db or sqlite:///file "
+        "(unset: the SQLite file `path`).",
+    )
+    password: SecretStr | None = Field(
+        None, description="Password of the `url` database; set DRIFTGATE_HISTORY__PASSWORD."
+    )
+    path: str | None = Field(
+        None, description="SQLite file of the drift history when `url` is unset (driftgate.db)."
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="Give up reaching a PostgreSQL server after (exit 4)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_password(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        url, path = data.get("url"), data.get("path")
+        if url is not None and path is not None:
+            raise ValueError(
+                f"history.url ({_HistoryUrl.masked(str(url))}) and history.path ({path}) are "
+                "both set: keep one (url for PostgreSQL or sqlite:///file, path for a file)"
+            )
+        if url is None:
+            data.setdefault("path", None)
+            if data["path"] is None:
+                data["path"] = "driftgate.db"
+            return data
+        bare, secret = _HistoryUrl.split(str(url))
+        if secret is not None:
+            if data.get("password") is not None:
+                raise ValueError(
+                    "history.url has a password and history.password is set: give it once"
+                )
+            data["url"], data["password"] = bare, secret
+        return data
+
+    def database_url(self) -> str:
+        """The URL to connect to, password included (for the store only: never print it)."""
+        if self.url is None:
+            assert self.path is not None
+            return self.path
+        secret = self.password.get_secret_value() if self.password is not None else None
+        return _HistoryUrl.join(self.url, secret)
+
+    @property
+    def location(self) -> str:
+        """The history as people name it in messages: the SQLite file, or the URL with its
+        password masked."""
+        if self.url is None:
+            assert self.path is not None
+            return self.path
+        return _HistoryUrl.masked(self.database_url())
+
+
+class _HistoryUrl:
+    """Parsing of ``history.url`` (SQLAlchemy's URL; imported when a URL is set)."""
+
+    BACKENDS = ("sqlite", "postgresql", "postgres")
+
+    @staticmethod
+    def _parse(text: str) -> Any:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(text)
+        except ArgumentError:
+            raise ValueError(
+                "history.url is not a database URL (use postgresql://user@host:port/db "
+                "or sqlite:///file.db)"
+            ) from None
+        backend = url.get_backend_name()
+        if backend not in _HistoryUrl.BACKENDS:
+            raise ValueError(
+                f"history.url: driftgate keeps its history in SQLite or PostgreSQL, not {backend}"
+            )
+        return url
+
+    @staticmethod
+    def split(text: str) -> tuple[str, str | None]:
+        url = _HistoryUrl._parse(text)
+        if url.password is None:
+            return text, None
+        from sqlalchemy.engine import URL
+
+        bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database)
+        bare = bare.update_query_dict(dict(url.query))
+        return bare.render_as_string(hide_password=False), str(url.password)
+
+    @staticmethod
+    def join(text: str, password: str | None) -> str:
+        url = _HistoryUrl._parse(text)
+        if password is not None:
+            url = url.set(password=password)
+        return str(url.render_as_string(hide_password=False))
+
+    @staticmethod
+    def masked(text: str) -> str:
+        try:
+            return str(_HistoryUrl._parse(text).render_as_string(hide_password=True))
+        except ValueError:
+            return text.split("://")[0] + "://…"
 
 
 #: Where ``faults.crash_at`` kills the monitor, in the order a batch passes them:

@@ -6,6 +6,7 @@
     ├── ConfigError                 exit 2  bad config file, key or value
     ├── SourceError                 exit 3  input missing or broker unreachable
     ├── StoreError                  exit 4  history store cannot be opened or written
+    │   └── Fenced                  exit 4  a checkpoint of partitions another member owns
     └── SinkError                   exit 5  a signal sink cannot be reached
 
 A second SIGINT/SIGTERM during shutdown exits at once with 130.
@@ -24,6 +25,7 @@ __all__ = [
     "EXIT_STORE",
     "ConfigError",
     "DriftgateError",
+    "Fenced",
     "SinkError",
     "SourceError",
     "StoreError",
@@ -66,3 +68,31 @@ class SinkError(DriftgateError):
     """A signal or dead-letter sink cannot be reached or written."""
 
     exit_code = EXIT_SINK
+
+
+class Fenced(StoreError):  # noqa: N818 - the name the fleet engine catches: "fenced"
+    """A checkpoint was refused, and nothing of its batch written: a partition it covers is
+    owned by another fleet member, or by a newer consumer-group generation (this writer is
+    a zombie of a rebalance). Carries the ``partition`` (source, partition), its ``owner``
+    (member, generation; None when nobody owns it) and the ``writer`` (member, generation).
+    """
+
+    def __init__(
+        self,
+        partition: tuple[str, int],
+        owner: tuple[str, int] | None,
+        writer: tuple[str, int],
+    ) -> None:
+        self.partition = partition
+        self.owner = owner
+        self.writer = writer
+        held = (
+            f"owned by {owner[0]!r} in generation {owner[1]}"
+            if owner is not None
+            else "owned by no member"
+        )
+        super().__init__(
+            f"fenced: partition {partition[0]}[{partition[1]}] is {held}, not by the writer "
+            f"{writer[0]!r} in generation {writer[1]}; the batch was rolled back (stop "
+            "processing that partition: the group was rebalanced)"
+        )

@@ -367,7 +367,7 @@ def evaluate_gate(
     if store.totals()["runs"] == 0:
         raise NotReadyError(
             f"no monitor run has written to the history store {store.path} yet: start "
-            "`driftgate run` with the same history.path (the gate will not guess)"
+            "`driftgate run` with the same history.url or history.path (the gate will not guess)"
         )
     rows = [r for r in store.signal_states() if covers(r["signal"].labels, scope)]
     rows.sort(key=lambda r: (-r["signal"].level.rank, -r["signal"].ts_ms, r["id"]))

@@ -42,7 +42,7 @@ def build_monitor(
     scenario: DemoScenario | None = None,
 ) -> Monitor:
     """Open everything the settings name; ``stack`` closes it all in reverse order."""
-    store = HistoryStore(settings.history.path)
+    store = HistoryStore.from_settings(settings.history)
     stack.callback(store.close)
     src_cfg = settings.source
     source: Source

@@ -89,13 +89,14 @@ def _install_errors(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, store: HistoryStore | None = None) -> FastAPI:
-    """The driftgate API over ``store`` (opened from ``history.path`` when not given).
+    """The driftgate API over ``store`` (opened from ``history.url`` / ``history.path`` when
+    not given).
 
     A store opened here is closed when the app shuts down; a store passed in belongs to the
     caller.
     """
     own = store is None
-    the_store = HistoryStore(settings.history.path) if store is None else store
+    the_store = HistoryStore.from_settings(settings.history) if store is None else store
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,8 +1,10 @@
 """The drift history: events, signals, runs, offsets and detector state, in one database.
 
-SQLite by default (SQLAlchemy Core, so PostgreSQL can be added behind the same queries).
+A SQLite file by default, or a PostgreSQL database shared by a fleet (``history.url``);
+SQLAlchemy Core, one code path for both. The schema is migrated when a store opens.
 """
 
+from monitor.store.fencing import Fence
 from monitor.store.history import Batch, HistoryFilter, HistoryStore
 
-__all__ = ["Batch", "HistoryFilter", "HistoryStore"]
+__all__ = ["Batch", "Fence", "HistoryFilter", "HistoryStore"]

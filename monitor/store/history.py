@@ -1,18 +1,29 @@
 """HistoryStore: the one place driftgate reads and writes its durable state.
 
+One SQLite file (the default) or one PostgreSQL database shared by a fleet of driftgate
+processes (``history.url``); the same queries for both (``monitor/store/database.py``). The
+store migrates its database to this driftgate's schema when it opens and refuses one
+written by a newer driftgate (``monitor/store/schema.py``).
+
 The checkpoint is one transaction. In order:
 
+0. with a :class:`~monitor.store.fencing.Fence`, before any write: check that the fence's
+   member owns every partition of the fence and of the batch's offsets in its generation
+   (owner rows locked on PostgreSQL); else raise ``Fenced`` and write nothing;
 1. insert the batch's drift events and signals (ids are deterministic: a replayed batch
    inserts nothing twice);
 2. add one outbox row per new signal and configured signal sink (pending delivery);
-3. add the batch's record counts to every segment it touched;
-4. write the serialized detector banks of the segments the batch touched;
+3. add the batch's record counts to every segment it touched (an atomic increment: two
+   processes adding to one segment add up);
+4. delete the detector states the batch drops, then write the serialized states it carries;
 5. move the source offsets past the batch;
 6. add the batch's counters to the run.
 
 Because offsets and everything derived from the records move together, a monitor that is
 stopped or killed at any point resumes from the last checkpoint and processes every record
-exactly once in the history. Delivery from the outbox happens after the commit.
+exactly once in the history. Delivery from the outbox happens after the commit; with
+several processes, each claims what it delivers (:meth:`HistoryStore.claim_pending`,
+:meth:`HistoryStore.claim_due_notifications`).
 """
 
 from __future__ import annotations
@@ -23,21 +34,29 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
 
 from monitor.errors import StoreError
 from monitor.events import DriftEvent, Level, Position, Signal, stable_id
+from monitor.store import claims, fencing, schema
 from monitor.store import tables as t
+from monitor.store.database import Database, upsert
+from monitor.store.fencing import Fence
+
+if TYPE_CHECKING:
+    from monitor.config import HistorySettings
 
 __all__ = ["Batch", "HistoryFilter", "HistoryStore"]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _by_id(x: DriftEvent | Signal) -> str:
+    return x.id
 
 
 @dataclass(slots=True)
@@ -47,7 +66,8 @@ class Batch:
     events: list[DriftEvent] = field(default_factory=list)
     signals: list[Signal] = field(default_factory=list)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (segment, scope) -> n
-    states: dict[str, bytes] = field(default_factory=dict)  # segment -> detector bank blob
+    states: dict[str, bytes] = field(default_factory=dict)  # state key -> detector state blob
+    drop_states: list[str] = field(default_factory=list)  # state keys to delete (before states)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # -> next offset
     records: int = 0
     labels: int = 0
@@ -105,7 +125,11 @@ def _event_from_row(row: Any) -> DriftEvent:
 
 
 class HistoryStore:
-    """The drift history in SQLite.
+    """The drift history in SQLite or PostgreSQL.
+
+    ``target`` is a database URL (``postgresql://user@host:5432/db``, ``sqlite:///file``)
+    or the path of a SQLite file; :meth:`from_settings` opens ``history.url`` /
+    ``history.path``. Opening migrates the database to this driftgate's schema.
 
     >>> import tempfile, os
     >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
@@ -116,50 +140,51 @@ class HistoryStore:
     >>> store.close()
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
+    def __init__(self, target: str | Path, *, connect_timeout_s: float = 10.0) -> None:
+        self._db = Database(target, connect_timeout_s=connect_timeout_s)
+        #: where the history is, as people name it: the SQLite file or the masked URL
+        self.location = self._db.location
+        self.path = self.location  # the name older callers use in messages
+        self.dialect = self._db.dialect
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._engine: Engine = create_engine(f"sqlite:///{self.path}")
-            event.listen(self._engine, "connect", _sqlite_pragmas)
-            t.metadata.create_all(self._engine)
-            with self._engine.begin() as conn:
-                conn.execute(
-                    sqlite_insert(t.meta)
-                    .values(key="schema_version", value=str(t.SCHEMA_VERSION))
-                    .on_conflict_do_nothing()
-                )
-        except (SQLAlchemyError, OSError) as exc:
-            detail = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
-            raise StoreError(
-                f"cannot open the history store {self.path}: {detail} "
-                "(check history.path points to a writable SQLite file)"
-            ) from None
+            self._db.ping()
+            self.revision = schema.upgrade(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @classmethod
+    def from_settings(cls, settings: HistorySettings) -> HistoryStore:
+        """The store ``history.url`` (or ``history.path``) names.
+
+        >>> import tempfile, os
+        >>> from monitor.config import HistorySettings
+        >>> path = os.path.join(tempfile.mkdtemp(), "h.db")
+        >>> store = HistoryStore.from_settings(HistorySettings(path=path))
+        >>> store.location == path, store.dialect, store.revision
+        (True, 'sqlite', '0002')
+        >>> store.close()
+        """
+        return cls(settings.database_url(), connect_timeout_s=settings.connect_timeout_s)
 
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for read-only query modules (API, dashboards)."""
-        return self._engine
+        return self._db.engine
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise StoreError(
-                f"history store {self.path}: {exc.__class__.__name__}: {exc}"
-            ) from None
+    def _tx(self, *, write: bool = False) -> Iterator[Connection]:
+        with self._db.tx(write=write) as conn:
+            yield conn
 
     # -- runs -------------------------------------------------------------------------------
 
     def start_run(self, source: str, config: dict[str, Any] | None = None) -> str:
         run_id = uuid.uuid4().hex
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 t.runs.insert().values(
                     id=run_id,
@@ -176,7 +201,7 @@ class HistoryStore:
         return run_id
 
     def finish_run(self, run_id: str, status: str) -> None:
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
@@ -190,25 +215,58 @@ class HistoryStore:
 
     # -- checkpoint ---------------------------------------------------------------------------
 
-    def checkpoint(self, run_id: str, batch: Batch, sinks: Iterable[str]) -> None:
-        """Commit one batch atomically (see the module docstring for the steps)."""
+    def checkpoint(
+        self, run_id: str, batch: Batch, sinks: Iterable[str], fence: Fence | None = None
+    ) -> None:
+        """Commit one batch atomically (see the module docstring for the steps).
+
+        With ``fence``, the batch is written only if ``fence.member`` owns, in
+        ``fence.generation``, every partition of ``fence.partitions`` and of
+        ``batch.offsets`` (:meth:`claim`); otherwise ``Fenced`` is raised and nothing of the
+        batch is written. Rows are written in key order, so concurrent checkpoints of one
+        PostgreSQL database lock shared rows (roll-up counts) in the same order.
+
+        >>> import tempfile, os
+        >>> from monitor.errors import Fenced
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> run = store.start_run("logs")
+        >>> store.claim("member-a", 1, [("logs", 0)])
+        >>> store.claim("member-b", 2, [("logs", 0)])  # a rebalance: b owns it now
+        >>> zombie = Fence("member-a", 1, frozenset({("logs", 0)}))
+        >>> try:
+        ...     store.checkpoint(run, Batch(offsets={("logs", 0): 5}), [], fence=zombie)
+        ... except Fenced as exc:
+        ...     print(exc.partition, exc.owner, exc.writer)
+        ('logs', 0) ('member-b', 2) ('member-a', 1)
+        >>> store.offsets()
+        {}
+        >>> owner = Fence("member-b", 2, frozenset({("logs", 0)}))
+        >>> store.checkpoint(run, Batch(offsets={("logs", 0): 5}), [], fence=owner)
+        >>> store.offsets()
+        {('logs', 0): 5}
+        >>> store.close()
+        """
         sinks = list(sinks)
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
+            if fence is not None:
+                fencing.check(conn, fence, batch.offsets)
             if batch.events:
                 conn.execute(
-                    sqlite_insert(t.drift_events).on_conflict_do_nothing(),
-                    [self._event_row(run_id, e) for e in batch.events],
+                    upsert(conn, t.drift_events).on_conflict_do_nothing(),
+                    [self._event_row(run_id, e) for e in sorted(batch.events, key=_by_id)],
                 )
             if batch.signals:
                 # In decision order, each new signal supersedes the one in force for its scope
                 # (a WARN and the HALT that follows it in one batch: the HALT stays in force).
                 # A signal already stored (a replayed batch) supersedes nothing again.
                 for s in batch.signals:
-                    inserted = conn.execute(
-                        sqlite_insert(t.signals).on_conflict_do_nothing(),
-                        [self._signal_row(run_id, s)],
-                    ).rowcount
-                    if not inserted:
+                    inserted = conn.execute(  # RETURNING: an INSERT's rowcount is -1 on PG
+                        upsert(conn, t.signals)
+                        .values(self._signal_row(run_id, s))
+                        .on_conflict_do_nothing()
+                        .returning(t.signals.c.id)
+                    ).first()
+                    if inserted is None:
                         continue
                     conn.execute(
                         update(t.signals)
@@ -225,15 +283,15 @@ class HistoryStore:
                     )
                 if sinks:
                     conn.execute(
-                        sqlite_insert(t.outbox).on_conflict_do_nothing(),
+                        upsert(conn, t.outbox).on_conflict_do_nothing(),
                         [
                             {"signal_id": s.id, "sink": k, "delivered_at": None}
-                            for s in batch.signals
-                            for k in sinks
+                            for s in sorted(batch.signals, key=_by_id)
+                            for k in sorted(sinks)
                         ],
                     )
             if batch.counts:
-                stmt = sqlite_insert(t.segment_counts)
+                stmt = upsert(conn, t.segment_counts)
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["segment"],
@@ -241,19 +299,25 @@ class HistoryStore:
                     ),
                     [
                         {"segment": seg, "scope": scope, "records": n}
-                        for (seg, scope), n in batch.counts.items()
+                        for (seg, scope), n in sorted(batch.counts.items())
                     ],
                 )
+            if batch.drop_states:
+                conn.execute(
+                    delete(t.detector_state).where(
+                        t.detector_state.c.segment.in_(sorted(set(batch.drop_states)))
+                    )
+                )
             if batch.states:
-                stmt = sqlite_insert(t.detector_state)
+                stmt = upsert(conn, t.detector_state)
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["segment"], set_={"blob": stmt.excluded.blob}
                     ),
-                    [{"segment": seg, "blob": blob} for seg, blob in batch.states.items()],
+                    [{"segment": key, "blob": blob} for key, blob in sorted(batch.states.items())],
                 )
             if batch.offsets:
-                stmt = sqlite_insert(t.offsets)
+                stmt = upsert(conn, t.offsets)
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["source", "partition"],
@@ -261,7 +325,7 @@ class HistoryStore:
                     ),
                     [
                         {"source": s, "partition": p, "next_offset": o}
-                        for (s, p), o in batch.offsets.items()
+                        for (s, p), o in sorted(batch.offsets.items())
                     ],
                 )
             conn.execute(
@@ -274,6 +338,40 @@ class HistoryStore:
                     signals=t.runs.c.signals + len(batch.signals),
                 )
             )
+
+    # -- partition ownership (a fleet on one database; see monitor/store/fencing.py) ------
+
+    def claim(self, member: str, generation: int, partitions: Iterable[tuple[str, int]]) -> None:
+        """Record ``member`` as the owner of ``partitions`` in group ``generation``.
+
+        Call it when the consumer group assigns partitions, before the first checkpoint
+        with the new :class:`Fence`. A partition is taken if its stored generation is older
+        or it is already ``member``'s (then its generation moves up); one held by a newer
+        generation is left to it, and this member's fenced checkpoints of it fail.
+        """
+        with self._tx(write=True) as conn:
+            fencing.claim(conn, member, generation, partitions, _now_ms())
+
+    def release(self, member: str, generation: int, partitions: Iterable[tuple[str, int]]) -> None:
+        """Give up ``partitions`` on a clean revocation: delete the owner rows still held
+        by (``member``, ``generation``), leaving any a newer owner already took."""
+        with self._tx(write=True) as conn:
+            fencing.release(conn, member, generation, partitions)
+
+    def owners(self, source: str | None = None) -> dict[tuple[str, int], tuple[str, int]]:
+        """(source, partition) -> (member, generation) of every owned partition.
+
+        >>> import tempfile, os
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> store.claim("a", 3, [("logs", 0), ("logs", 1)])
+        >>> store.claim("b", 2, [("logs", 1)])  # an older generation takes nothing
+        >>> store.release("a", 3, [("logs", 0)])
+        >>> store.owners()
+        {('logs', 1): ('a', 3)}
+        >>> store.close()
+        """
+        with self._tx() as conn:
+            return fencing.owners(conn, source)
 
     @staticmethod
     def _event_row(run_id: str, e: DriftEvent) -> dict[str, Any]:
@@ -330,9 +428,28 @@ class HistoryStore:
         with self._tx() as conn:
             return {(r.source, r.partition): r.next_offset for r in conn.execute(q)}
 
-    def detector_states(self) -> dict[str, bytes]:
+    def detector_states(self, prefix: str | None = None) -> dict[str, bytes]:
+        """Stored detector states by key; with ``prefix``, only the keys starting with it
+        (exactly: case and ``%``/``_`` count as written).
+
+        >>> import tempfile, os
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> run = store.start_run("logs")
+        >>> store.checkpoint(run, Batch(states={"p/logs/0": b"a", "p/logs/1": b"b",
+        ...                                     "rollup/global": b"c"}), [])
+        >>> sorted(store.detector_states("p/logs/"))
+        ['p/logs/0', 'p/logs/1']
+        >>> store.checkpoint(run, Batch(drop_states=["p/logs/0"], states={"p/logs/2": b"d"}), [])
+        >>> sorted(store.detector_states())
+        ['p/logs/1', 'p/logs/2', 'rollup/global']
+        >>> store.close()
+        """
+        d = t.detector_state
+        q = select(d)
+        if prefix is not None:
+            q = q.where(func.substr(d.c.segment, 1, len(prefix)) == prefix)
         with self._tx() as conn:
-            return {r.segment: r.blob for r in conn.execute(select(t.detector_state))}
+            return {r.segment: bytes(r.blob) for r in conn.execute(q)}
 
     def active_signals(self) -> list[Signal]:
         q = select(t.signals).where(t.signals.c.active == 1).order_by(t.signals.c.ts_ms)
@@ -352,11 +469,42 @@ class HistoryStore:
         with self._tx() as conn:
             return [_signal_from_row(r) for r in conn.execute(q)]
 
+    def claim_pending(
+        self, sink: str, member: str, lease_ms: int, now_ms: int, *, limit: int = 500
+    ) -> list[Signal]:
+        """Claim up to ``limit`` signals not yet delivered to ``sink`` for ``member`` until
+        ``now_ms + lease_ms``, oldest first: those unclaimed, already ``member``'s (the lease
+        is renewed) or whose lease has expired. Two members never hold one row at once (see
+        ``monitor/store/claims.py``); deliver them, then :meth:`mark_delivered`.
+
+        >>> import tempfile, os
+        >>> from monitor.events import Level, Position, Signal
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> run = store.start_run("logs")
+        >>> halt = Signal(Level.HALT, "region=eu", "region", {"region": "eu"}, "x rose",
+        ...               ("event-1",), 1000, Position("logs", 0, 7))
+        >>> store.checkpoint(run, Batch(signals=[halt]), sinks=["jsonl"])
+        >>> [s.id == halt.id for s in store.claim_pending("jsonl", "a", 30_000, now_ms=0)]
+        [True]
+        >>> store.claim_pending("jsonl", "b", 30_000, now_ms=10_000)  # a's lease holds
+        []
+        >>> len(store.claim_pending("jsonl", "b", 30_000, now_ms=30_000))  # expired: b's now
+        1
+        >>> store.close()
+        """
+        with self._tx(write=True) as conn:
+            ids = claims.claim_signals(conn, sink, member, lease_ms, now_ms, limit)
+            if not ids:
+                return []
+            q = select(t.signals).where(t.signals.c.id.in_(ids))
+            rows = conn.execute(q.order_by(t.signals.c.ts_ms, t.signals.c.id))
+            return [_signal_from_row(r) for r in rows]
+
     def mark_delivered(self, sink: str, signal_ids: Iterable[str]) -> None:
         ids = list(signal_ids)
         if not ids:
             return
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 update(t.outbox)
                 .where(and_(t.outbox.c.sink == sink, t.outbox.c.signal_id.in_(ids)))
@@ -373,14 +521,15 @@ class HistoryStore:
             return []
         now = _now_ms() if now_ms is None else now_ms
         new: list[str] = []
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             for r in rows:
                 res = conn.execute(
-                    sqlite_insert(t.notifications)
+                    upsert(conn, t.notifications)
                     .values(**r, created_ms=now, state="pending", attempts=0, next_attempt_ms=now)
                     .on_conflict_do_nothing()
-                )
-                if res.rowcount:
+                    .returning(t.notifications.c.notification_id)
+                ).first()
+                if res is not None:
                     new.append(r["notification_id"])
         return new
 
@@ -428,6 +577,29 @@ class HistoryStore:
         with self._tx() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
+    def claim_due_notifications(
+        self, member: str, lease_ms: int, now_ms: int, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Claim for ``member`` until ``now_ms + lease_ms`` every pending row of up to
+        ``limit`` delivery queues (receiver, group key) with a row due at ``now_ms`` and no
+        row under another member's live lease; return the claimed rows, oldest first, in the
+        shape of :meth:`pending_notifications` (what the delivery engine takes). A whole
+        queue is claimed because its rows go out oldest first. Write the outcome back with
+        :meth:`save_deliveries`.
+
+        >>> import tempfile, os
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> _ = store.enqueue([{"notification_id": n, "receiver": "pager", "group_key": "g",
+        ...                     "payload": {}} for n in ("n1", "n2")], now_ms=0)
+        >>> [r["notification_id"] for r in store.claim_due_notifications("a", 60_000, 0)]
+        ['n1', 'n2']
+        >>> store.claim_due_notifications("b", 60_000, 1_000)  # a holds the queue
+        []
+        >>> store.close()
+        """
+        with self._tx(write=True) as conn:
+            return claims.claim_notifications(conn, member, lease_ms, now_ms, limit)
+
     def record_delivery(
         self,
         notification_id: str,
@@ -446,7 +618,7 @@ class HistoryStore:
         }
         if state == "delivered":
             values["delivered_ms"] = _now_ms()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 update(t.notifications)
                 .where(
@@ -486,7 +658,7 @@ class HistoryStore:
         if not rows:
             return
         n = t.notifications
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             for r in rows:
                 key = and_(
                     n.c.notification_id == r["notification_id"], n.c.receiver == r["receiver"]
@@ -497,7 +669,7 @@ class HistoryStore:
                 payload = conn.execute(
                     select(n.c.payload).where(n.c.notification_id == r["notification_id"]).limit(1)
                 ).scalar_one()
-                conn.execute(sqlite_insert(n).values(**r, payload=payload).on_conflict_do_nothing())
+                conn.execute(upsert(conn, n).values(**r, payload=payload).on_conflict_do_nothing())
 
     def notifications(self, receiver: str | None = None) -> list[dict[str, Any]]:
         q = select(t.notifications).order_by(t.notifications.c.created_ms)
@@ -551,7 +723,7 @@ class HistoryStore:
         if kind not in ("ACK", "RESUMED", "RESOLVED"):
             raise ValueError(f"unknown transition {kind!r}")
         now = _now_ms()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             row = self._in_force(conn, target)
             if row is None:
                 raise StoreError(
@@ -615,7 +787,7 @@ class HistoryStore:
         if ends_ms <= starts_ms:
             raise StoreError("a silence must end after it starts")
         sid = uuid.uuid4().hex
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             conn.execute(
                 t.silences.insert().values(
                     id=sid,
@@ -631,7 +803,7 @@ class HistoryStore:
 
     def expire_silence(self, silence_id: str) -> None:
         now = _now_ms()
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
             res = conn.execute(
                 update(t.silences)
                 .where(and_(t.silences.c.id == silence_id, t.silences.c.ends_ms > now))
@@ -654,10 +826,10 @@ class HistoryStore:
 
     def save_profile(self, name: str, records: int, profile: dict[str, Any]) -> None:
         """Store (or replace) the named reference profile."""
-        stmt = sqlite_insert(t.reference_profiles).values(
-            name=name, created_at=_now_ms(), records=records, profile=profile
-        )
-        with self._tx() as conn:
+        with self._tx(write=True) as conn:
+            stmt = upsert(conn, t.reference_profiles).values(
+                name=name, created_at=_now_ms(), records=records, profile=profile
+            )
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["name"],

@@ -1,4 +1,10 @@
-"""Table definitions of the drift history (SQLAlchemy Core)."""
+"""Table definitions of the drift history (SQLAlchemy Core), dialect-neutral.
+
+These are the tables at the newest schema revision. The database gets there through the
+migrations in ``monitor/store/migrations/versions/`` (run when a store opens, see
+``monitor/store/schema.py``): a change here goes with a new revision there, and
+``tests/unit/test_migrations.py`` checks that the two agree.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ __all__ = [
     "notifications",
     "offsets",
     "outbox",
+    "partition_owners",
     "reference_profiles",
     "runs",
     "segment_counts",
@@ -32,7 +39,8 @@ __all__ = [
     "transitions",
 ]
 
-SCHEMA_VERSION = 1
+#: The ``meta.schema_version`` row (informational; Alembic's ``alembic_version`` is the truth).
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -141,6 +149,9 @@ outbox = Table(
     Column("signal_id", String(16), primary_key=True),
     Column("sink", String(64), primary_key=True),
     Column("delivered_at", BigInteger),  # null = pending
+    # claimed delivery (HistoryStore.claim_pending): who delivers it, until when (a lease)
+    Column("claimed_by", Text),
+    Column("claimed_until_ms", BigInteger),
 )
 
 # The router's durable outbox: one row per notification and receiver. The primary key is the
@@ -158,6 +169,9 @@ notifications = Table(
     Column("next_attempt_ms", BigInteger, nullable=False),
     Column("last_error", Text),
     Column("delivered_ms", BigInteger),
+    # claimed delivery (HistoryStore.claim_due_notifications): who delivers it, until when
+    Column("claimed_by", Text),
+    Column("claimed_until_ms", BigInteger),
 )
 
 offsets = Table(
@@ -166,6 +180,18 @@ offsets = Table(
     Column("source", Text, primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+)
+
+# Which fleet member owns each source partition, and in which consumer-group generation:
+# a checkpoint with a Fence writes only partitions its member owns in its generation.
+partition_owners = Table(
+    "partition_owners",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("member", Text, nullable=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("claimed_ms", BigInteger, nullable=False),  # epoch ms, wall clock
 )
 
 segment_counts = Table(
@@ -185,6 +211,8 @@ reference_profiles = Table(
     Column("profile", JSON, nullable=False),
 )
 
+# Serialized detector state by key: a segment, or any key the engine chooses
+# (HistoryStore.detector_states(prefix) reads the keys under a prefix).
 detector_state = Table(
     "detector_state",
     metadata,

@@ -69,3 +69,41 @@ def test_example_config_in_repo_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "driftgate.example.yaml"
     s = load_settings(example)
     assert s.source.kind == "kafka"
+
+
+def test_history_url_as_people_write_it_keeps_its_password_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DRIFTGATE_HISTORY__URL", "postgres://dg:hunter2@db.internal:5432/drift")
+    s = load_settings(search_cwd=False)
+    h = s.history
+    assert h.url == "postgres://dg@db.internal:5432/drift"
+    assert h.path is None
+    assert h.database_url() == "postgres://dg:hunter2@db.internal:5432/drift"
+    assert h.location == "postgres://dg:***@db.internal:5432/drift"
+    assert "hunter2" not in str(s.dump())
+    assert "hunter2" not in repr(s)
+    assert s.dump()["history"]["password"] == "**********"
+
+
+def test_history_password_from_its_own_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTGATE_HISTORY__URL", "postgresql://dg@db/drift")
+    monkeypatch.setenv("DRIFTGATE_HISTORY__PASSWORD", "p@ss/word")
+    h = load_settings(search_cwd=False).history
+    assert h.database_url() == "postgresql://dg:p%40ss%2Fword@db/drift"
+    assert h.location == "postgresql://dg:***@db/drift"
+
+
+def test_history_url_and_path_together_or_a_bad_url_are_config_errors(tmp_path: Path) -> None:
+    both = tmp_path / "c.yaml"
+    both.write_text("history:\n  path: h.db\n  url: postgresql://u:secret@db/x\n")
+    with pytest.raises(
+        ConfigError, match=r"history\.url .* and history\.path .* are both set"
+    ) as e:
+        load_settings(both)
+    assert "secret" not in str(e.value)
+    for bad, needle in (("mysql://db/x", "not mysql"), ("::nope", "not a database URL")):
+        with pytest.raises(ConfigError, match=needle):
+            load_settings(overrides={"history": {"url": bad}}, search_cwd=False)
+    default = load_settings(search_cwd=False).history
+    assert (default.url, default.path, default.location) == (None, "driftgate.db", "driftgate.db")
