@@ -26,8 +26,9 @@ run: install ## Run the embedded demo (no Kafka needed)
 kafka-jars: ## Fetch Apache Kafka jars from Maven Central (cached) for the test broker
 	bash tests/kafka/fetch.sh $(KAFKA_LIBS)
 
-system-deps: ## Install Debian packages the integration tests use (prometheus-alertmanager)
+system-deps: ## Install Debian packages the integration tests use (prometheus-alertmanager, postgresql)
 	bash deploy/scripts/install-alertmanager.sh
+	bash deploy/scripts/install-postgresql.sh
 
 lint: install ## ruff lint + format check
 	$(VENV)/bin/ruff check monitor detectors tests bench
@@ -40,8 +41,8 @@ format: install ## Apply ruff formatting and safe fixes
 typecheck: install ## mypy --strict on monitor/, detectors/ and bench/
 	$(VENV)/bin/mypy
 
-unit: install ## Fast tests only (no Kafka, no Alertmanager)
-	$(PY) -m pytest -m "not kafka and not alertmanager"
+unit: install ## Fast tests only (no Kafka, no Alertmanager, no PostgreSQL)
+	$(PY) -m pytest -m "not kafka and not alertmanager and not postgres"
 
 # OpenBLAS kernel families to force in test-kernels (each must run on this CPU: Prescott
 # needs SSE3, Sandybridge AVX, Haswell AVX2, SkylakeX AVX-512)
@@ -50,10 +51,10 @@ OPENBLAS_KERNELS ?= Haswell Sandybridge
 test-kernels: install ## The fast tier again with each OpenBLAS kernel in OPENBLAS_KERNELS forced: no test may depend on the CPU
 	@for k in $(OPENBLAS_KERNELS); do \
 	  echo "== OPENBLAS_CORETYPE=$$k"; \
-	  OPENBLAS_CORETYPE=$$k $(PY) -m pytest -q -p no:cacheprovider -m "not kafka and not alertmanager" || exit 1; \
+	  OPENBLAS_CORETYPE=$$k $(PY) -m pytest -q -p no:cacheprovider -m "not kafka and not alertmanager and not postgres" || exit 1; \
 	done
 
-test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests, real-Kafka and real-Alertmanager tests
+test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests, real-Kafka, real-Alertmanager and real-PostgreSQL tests
 	$(PY) -m pytest
 
 bench-detect: install ## Detection benchmark → docs/benchmarks/detection.md

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.kafka_broker import KafkaBroker, TopicFactory
+from tests.postgres_server import PostgresServer
 
 # =====================================================================================
 # >>> Kafka: real single-node broker (tests/kafka_broker.py) ---------------------------
@@ -44,3 +46,41 @@ def kafka_topic(kafka_broker: KafkaBroker) -> TopicFactory:
 
 
 # <<< Kafka ----------------------------------------------------------------------------
+
+
+# =====================================================================================
+# >>> PostgreSQL: a real server (tests/postgres_server.py) ----------------------------
+# One server per test session, one fresh database per test. If it cannot start: in CI
+# (CI=true) every test that needs it FAILS; elsewhere they are skipped, with the reason.
+# =====================================================================================
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A started PostgreSQL server on 127.0.0.1 (a fresh cluster), stopped at session end."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except Exception as exc:
+        server.close()
+        reason = f"could not start the PostgreSQL test server: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database on the test server (dropped after the test)."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+# <<< PostgreSQL -----------------------------------------------------------------------
