@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA_LIBS ?= build/kafka/libs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit test-kernels lint format typecheck kafka-jars system-deps clean bench-detect
+.PHONY: help install run test unit test-kernels lint format typecheck kafka-jars system-deps clean bench-detect bench-windows
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, 
 
 bench-detect: install ## Detection benchmark → docs/benchmarks/detection.md
 	$(PY) -m bench.detection --out docs/benchmarks
+
+bench-windows: install ## ARL0 of the roll-ups' window CUSUM → docs/benchmarks/windows.md
+	$(PY) -m bench.windows --out docs/benchmarks
 
 clean: ## Remove the venv, caches and build output
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache *.egg-info

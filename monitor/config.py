@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +109,30 @@ class SegmentSettings(_Section):
     dimensions: list[str] = Field(default_factory=lambda: ["region", "cohort"], min_length=1)
     rollups: bool = Field(True, description="Also watch global and per-dimension roll-ups.")
     max_segments: int = Field(1000, ge=1, description="Cardinality cap; beyond it: overflow.")
+    window_s: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="Roll-ups are judged on event-time windows this long (mergeable summaries).",
+    )
+    allowed_lateness_s: float = Field(
+        10.0,
+        ge=0,
+        description="A window closes once every partition's event time is this far past its "
+        "end; a record for a window already closed is late (counted, kept out of roll-ups).",
+    )
+    idle_s: float = Field(
+        30.0,
+        gt=0,
+        description="A partition that delivered nothing for this long (wall clock) stops "
+        "holding roll-up windows open.",
+    )
+    window_warmup: int = Field(
+        10, ge=3, description="Windows a roll-up learns from before its detectors may fire."
+    )
+    window_k: float = Field(
+        0.5, gt=0, le=3, description="CUSUM reference value of the window detectors (z units)."
+    )
 
 
 class BudgetSettings(_Section):
@@ -133,8 +165,21 @@ class MultivariateSettings(_Section):
     enabled: bool = True
     scopes: list[str] = Field(
         default_factory=lambda: ["segment"],
-        description="Segment scopes watched: segment (leaf), a dimension name, or global.",
+        description="Scopes watched: ['segment'] (leaf segments) or [] (none). Roll-ups are "
+        "judged on event-time window summaries, which the joint detector has no form for.",
     )
+
+    @field_validator("scopes")
+    @classmethod
+    def _leaf_only(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x != "segment"]
+        if bad:
+            raise ValueError(
+                f"{bad[0]!r}: the multivariate detector watches leaf segments only "
+                "(use ['segment'] or []); roll-ups are judged on event-time windows"
+            )
+        return v
+
     sample_every: int = Field(1, ge=1, description="Feed every n-th record of a segment.")
     block: int = Field(50, ge=10, le=1000, description="Vectors per CUSUM step.")
     warmup: int = Field(

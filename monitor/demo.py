@@ -42,7 +42,9 @@ def demo_router(webhook_url: str, jsonl_path: str, secret: str = DEMO_SECRET) ->
         "route": {
             "receiver": "file",
             "group_by": ["region"],
-            "group_wait_s": 0,
+            # roll-ups decide once their event-time window closes, after the first leaf
+            # HALTs of a regional incident: wait for them, so the region HALT mutes its cohorts
+            "group_wait_s": 1,
             "routes": [
                 {"matchers": ["severity=critical"], "receiver": "oncall", "continue": True},
                 {"receiver": "file", "group_by": ["segment"]},

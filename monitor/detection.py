@@ -4,8 +4,10 @@
 >>> s = load_settings(overrides={"detection": {"budget": {"events_per_second": 50}}},
 ...                   search_cwd=False)
 >>> b = fleet_budget(s)
->>> b.streams_per_event, f"{b.target_arl0:.3g}"  # 4 segments x 16 signals x 2 + 1 joint
-(129.0, '3.9e+09')
+>>> b.streams_per_event, f"{b.target_arl0:.3g}"  # its leaf x 16 signals x 2 + 1 joint
+(33.0, '1.48e+09')
+>>> f"{window_target_arl0(s):.3g}"  # roll-ups: windows between false alarms
+'9.88e+08'
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "load_calibrations",
     "save_calibrations",
     "segments_per_record",
+    "window_target_arl0",
 ]
 
 log = logging.getLogger(__name__)
@@ -128,29 +131,69 @@ def segments_per_record(settings: Settings) -> int:
     return 1 + (len(seg.dimensions) if len(seg.dimensions) > 1 else 0) + 1
 
 
-def fleet_budget(settings: Settings, anchored: bool = False) -> FleetBudget:
-    """The fleet budget from settings: streams = segments x signals x detectors per signal.
+def _per_signal(settings: Settings, anchored: bool) -> int:
+    """Detectors per leaf signal: own past, spread (``detection.spread_ratio`` not null:
+    counted for every signal, although rates and categories do not get one, so the split
+    errs on the safe side) and the anchored one with a reference profile."""
+    det = settings.detection
+    return 1 + (det.spread_ratio is not None) + anchored
 
-    Detectors per signal: the own-past one, the spread CUSUM (``detection.spread_ratio`` not
-    null: counted for every signal, although rates and categories do not get one, so the
-    split errs on the safe side), and the anchored one with a reference profile."""
+
+def _stream_counts(settings: Settings, anchored: bool) -> tuple[int, int]:
+    """(leaf streams, roll-up window streams) the budget is split over, at the cap.
+
+    Leaves: ``max_segments`` x (signals x detectors per signal + the joint detector).
+    Roll-ups: at most ``max_segments + dimensions - 1`` dimension values over all
+    dimensions (their product is at most ``max_segments``; their sum is largest when one
+    dimension takes them all) + the global scope, x signals (one window statistic each)."""
+    seg = settings.segments
+    b = settings.detection.budget
+    mv = settings.detection.multivariate
+    joint = 1 if mv.enabled and mv.scopes and settings.detection.mode == "calibrated" else 0
+    leaves = seg.max_segments * (b.signals_per_record * _per_signal(settings, anchored) + joint)
+    if not seg.rollups:
+        return leaves, 0
+    dims = len(seg.dimensions)
+    scopes = 1 + (seg.max_segments + dims - 1 if dims > 1 else 0)
+    return leaves, scopes * b.signals_per_record
+
+
+def fleet_budget(settings: Settings, anchored: bool = False) -> FleetBudget:
+    """The leaves' share of the fleet budget: streams = segments x signals x detectors.
+
+    The weekly false-HALT budget is split between leaf streams (tested on every record) and
+    roll-up window streams (tested once per closed window, :func:`window_target_arl0`) in
+    proportion to their counts: every stream, leaf or roll-up, may spend the same expected
+    number of false HALTs a week, and the two shares add up to the budget exactly."""
     det = settings.detection
     b = det.budget
-    per_signal = 1 + (det.spread_ratio is not None) + anchored
-    # + one multivariate stream per watched scope (a record reaches one segment per scope)
-    mv = det.multivariate
-    joint = len(set(mv.scopes)) if mv.enabled and det.mode == "calibrated" else 0
-    spe = float(segments_per_record(settings) * b.signals_per_record * per_signal + joint)
-    streams = max(
-        int(spe), settings.segments.max_segments * (b.signals_per_record * per_signal + 1)
-    )
+    leaves, rollups = _stream_counts(settings, anchored)
+    joint = 1 if det.multivariate.enabled and det.multivariate.scopes else 0
+    joint = joint if det.mode == "calibrated" else 0
+    spe = float(b.signals_per_record * _per_signal(settings, anchored) + joint)
     return FleetBudget(
-        false_halts_per_week=b.false_halts_per_week,
+        false_halts_per_week=b.false_halts_per_week * leaves / (leaves + rollups),
         events_per_second=b.events_per_second,
-        streams=streams,
+        streams=leaves,
         confirmations=Persistence(b.confirm_alarms, b.confirm_within),
         streams_per_event=spe,
     )
+
+
+def window_target_arl0(settings: Settings, anchored: bool = False) -> float:
+    """ARL0, in windows, of every roll-up window detector: the roll-ups' share of the budget
+    (see :func:`fleet_budget`) over ``604,800 / window_s`` windows a week per stream.
+    ``detection.target_arl0``, when set, is used as it is (in windows)."""
+    det = settings.detection
+    if det.target_arl0 is not None:
+        return float(f"{min(det.target_arl0, 1e12):.3g}")
+    leaves, rollups = _stream_counts(settings, anchored)
+    if rollups == 0:
+        return 1e6
+    windows_per_week = 604_800.0 / settings.segments.window_s
+    share = det.budget.false_halts_per_week * rollups / (leaves + rollups)
+    target = windows_per_week * rollups / share
+    return float(f"{min(target, 1e12):.3g}")
 
 
 def _references(profile: Profile) -> dict[str, Reference]:

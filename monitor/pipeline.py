@@ -48,7 +48,9 @@ import numpy.typing as npt
 from detectors import Change, DetectorBank, Persistence, SignalKind
 from monitor.config import CrashPoint, Settings
 from monitor.decisions import DecisionEngine
-from monitor.detection import build_plan, save_calibrations
+from monitor.detection import build_plan, save_calibrations, window_target_arl0
+from monitor.engine.rollup import RollupStage
+from monitor.engine.windows import ClosedWindow, WindowStage
 from monitor.errors import SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.intake import Intake, wall_clock_ms
@@ -74,6 +76,7 @@ def _now_ms() -> int:
 
 
 LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
+WINDOWS_STATE_KEY = "~windows"  # detector_state row that holds the roll-ups' open windows
 FEATURES_STATE_KEY = "~features"  # detector_state row that holds each feature's kind
 JOINT_SIGNAL = "features:joint"  # the multivariate signal: all numeric features together
 
@@ -91,6 +94,7 @@ class RunSummary:
     signals: list[Signal] = field(default_factory=list)
     segments: int = 0
     overflowed: int = 0
+    late: int = 0  # records whose roll-up window had closed (used by their leaf only)
     elapsed_s: float = 0.0
     undelivered: int = 0
     labels: dict[str, float] | None = None
@@ -106,6 +110,7 @@ class RunSummary:
             "signals": [s.as_dict() for s in self.signals],
             "segments": self.segments,
             "overflowed": self.overflowed,
+            "late": self.late,
             "elapsed_s": round(self.elapsed_s, 3),
             "undelivered": self.undelivered,
             "labels": self.labels,
@@ -242,6 +247,7 @@ class Monitor:
         self.segmenter = Segmenter(
             seg.dimensions, max_segments=seg.max_segments, rollups=seg.rollups
         )
+        self.clock = clock
         self.intake = Intake.from_settings(settings.source, clock)
         self.observer = Observer(det.features, det.max_features)
         states = store.detector_states()
@@ -249,6 +255,24 @@ class Monitor:
         features_blob = states.pop(FEATURES_STATE_KEY, None)
         if features_blob is not None:
             self.observer.restore(features_blob)
+        # roll-ups: event-time windows of mergeable summaries, judged by window detectors
+        windows_blob = states.pop(WINDOWS_STATE_KEY, None)
+        self.windows: WindowStage = (
+            pickle.loads(windows_blob)
+            if windows_blob is not None
+            else WindowStage(
+                int(seg.window_s * 1000),
+                int(seg.allowed_lateness_s * 1000),
+                int(seg.idle_s * 1000),
+            )
+        )
+        self.rollups = RollupStage(
+            window_target_arl0(settings, anchored=self.detection.get("reference") is not None),
+            k=seg.window_k,
+            warmup=seg.window_warmup,
+            top_k=det.categorical.top_k,
+        )
+        self.rollups.restore(states)
         self._kinds_saved = self.observer.n_kinds
         self._failures_logged: set[type[Exception]] = set()
         self.banks: dict[str, DetectorBank] = {
@@ -301,6 +325,8 @@ class Monitor:
             while not stop.is_set() and not self.source.exhausted:
                 records = self.source.poll(batch_size)
                 if not records:
+                    if self.windows.open_windows:
+                        self._process(run_id, [], summary)  # idle partitions release windows
                     if (
                         self.courier is not None
                         and _now_ms() - self.courier.last_tick_ms >= tick_ms
@@ -318,6 +344,8 @@ class Monitor:
                 self._process(run_id, records, summary)
                 if on_progress is not None:
                     on_progress(self.source.progress)
+            if self.source.exhausted and not stop.is_set():
+                self._process(run_id, [], summary, final=True)  # the input ended: close all
             status = "interrupted" if stop.is_set() else "ok"
         finally:
             summary.status = status
@@ -365,8 +393,14 @@ class Monitor:
             log.warning("record at %s dead-lettered: %s", pos, failure.reason, exc_info=first)
             raise failure from exc
 
-    def _process(self, run_id: str, records: list[RawRecord], summary: RunSummary) -> None:
+    def _process(
+        self, run_id: str, records: list[RawRecord], summary: RunSummary, final: bool = False
+    ) -> None:
+        """One batch (``final``: none, the input has ended: close every open window)."""
         batch = Batch()
+        windows = self.windows
+        late_before = windows.late
+        now = self.clock()
         self.engine.sync(self.store.active_signals())  # a person may have lifted a HALT
         counts: dict[tuple[str, str], int] = defaultdict(int)
         offsets = batch.offsets
@@ -390,33 +424,55 @@ class Monitor:
             if isinstance(item, _Labelled):
                 batch.labels += 1
                 outcome = item.outcome
+                windows.heard(key, item.ts_ms, now)
                 if outcome is not None:
                     kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
-                    for seg in outcome.segments:
+                    obs: list[Observation] = [(outcome.signal, outcome.value, kind)]
+                    leaves = [s for s in outcome.segments if s.scope == "segment"]
+                    for seg in leaves:
                         touched.add(seg.key)
-                    feed.add(
-                        outcome.segments,
-                        [(outcome.signal, outcome.value, kind)],
-                        (pos, item.ts_ms),
-                    )
+                    feed.add(leaves, obs, (pos, item.ts_ms))
+                    rolled = [s for s in outcome.segments if s.scope != "segment"]
+                    if rolled:
+                        windows.add(rolled, obs, item.ts_ms, pos)
                 continue
             batch.records += 1
             segments = item.segments
             if joiner is not None:
                 joiner.expect(item.request_id, item.ts_ms, item.prediction, segments)
+            leaves, rolled = [], []
             for seg in segments:
                 counts[(seg.key, seg.scope)] += 1
+                (leaves if seg.scope == "segment" else rolled).append(seg)
+            for seg in leaves:
                 touched.add(seg.key)
-            feed.add(segments, item.obs, (pos, item.ts_ms))
+            feed.add(leaves, item.obs, (pos, item.ts_ms))  # leaves: record by record
+            windows.heard(key, item.ts_ms, now)
+            if rolled:  # roll-ups: into their event-time windows
+                windows.add(rolled, item.obs, item.ts_ms, pos)
             if item.vector is not None and len(item.vector) >= 2:
-                for seg in segments:
+                for seg in leaves:
                     if seg.scope in mv_scopes:
                         feed.add_vector(seg, item.vector)
             if item.ts_ms > self._record_ms:
                 self._record_ms = item.ts_ms
-        self._detect(feed, batch)
+        assigned = getattr(self.source, "partitions", None)
+        if assigned is not None:
+            windows.assign(assigned(), now)
+        closed = windows.close_all() if final else windows.ready(now)
+        if not records and not closed:
+            return  # an idle poll that closed no window: nothing to checkpoint
+        windows.fold()
+        self._detect(feed, closed, batch)
         batch.counts = dict(counts)
         batch.states = {key: self.banks[key].state() for key in touched}
+        for scope_key in sorted({w.segment.key for w in closed}):
+            row, blob = self.rollups.state(scope_key)
+            batch.states[row] = blob
+        if records or closed:
+            batch.states[WINDOWS_STATE_KEY] = pickle.dumps(
+                windows, protocol=pickle.HIGHEST_PROTOCOL
+            )
         if joiner is not None:
             batch.states[LABELS_STATE_KEY] = pickle.dumps(joiner, protocol=pickle.HIGHEST_PROTOCOL)
         if self.observer.n_kinds != self._kinds_saved:
@@ -437,10 +493,12 @@ class Monitor:
 
         summary.records += batch.records
         summary.dead_letters += batch.dead_letters
+        summary.late += windows.late - late_before
         summary.drift_events += len(batch.events)
         summary.signals.extend(batch.signals)
         self.metrics.records.add(batch.records)
         self.metrics.dead_letters.add(batch.dead_letters)
+        self.metrics.late.add(windows.late - late_before)
         self.metrics.drift_events.add(len(batch.events))
         self.metrics.signals.add(len(batch.signals))
         self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
@@ -491,10 +549,17 @@ class Monitor:
             log.error("fault injection: crashing %s (batch %d)", point, self._batches)
             os._exit(137)
 
-    def _detect(self, feed: BatchFeed, batch: Batch) -> None:
-        """Feed the batch to every segment's detectors; changes become events, in the order
-        of their triggering records (so decisions do not depend on dictionary order)."""
+    def _detect(self, feed: BatchFeed, closed: list[ClosedWindow], batch: Batch) -> None:
+        """Feed the batch to every leaf segment's detectors and the closed windows to the
+        roll-ups'; changes become events in the event-time order of their triggering
+        records (a roll-up's: the window's completing record; ties by position), so
+        decisions depend neither on dictionary order nor on the partition layout."""
         found: list[tuple[Position, Segment, str, Change, bool]] = []
+        for window in closed:
+            for name, kind, change in self.rollups.judge(window):
+                fired_at = window.last_position
+                rate = kind in (SignalKind.RATE, SignalKind.CATEGORY)
+                found.append((fired_at, window.segment, name, change, rate))
         for seg, name, kind, xs, tags in feed.streams():
             bank = self.banks.get(seg.key)
             if bank is None:
@@ -502,7 +567,17 @@ class Monitor:
             for change in bank.update_many(name, xs, kind, tags):
                 fired_at = cast(tuple[Position, int], change.tag)[0]
                 found.append((fired_at, seg, name, change, kind is SignalKind.RATE))
-        found.sort(key=lambda f: (f[0], f[1].key, f[2], f[3].detector))
+        # event time first: a roll-up's windows then decide in window order whatever the
+        # partitions of their completing records (positions only break ties)
+        found.sort(
+            key=lambda f: (
+                cast(tuple[Position, int], f[3].tag)[1],
+                f[0],
+                f[1].key,
+                f[2],
+                f[3].detector,
+            )
+        )
         for _, seg, name, change, rate in found:
             self._event(seg, name, change, batch, rate)
 

@@ -73,6 +73,21 @@ def build_monitor(
     stack.callback(dead.close)
 
     sig_cfg = settings.signals
+    if src_cfg.kind == "kafka":  # a missing output topic would block every send for a minute
+        outputs = {
+            "signals.control_topic": sig_cfg.control_topic,
+            "source.dead_letter_topic": src_cfg.dead_letter_topic,
+        }
+        missing = [
+            f"{name} {topic!r}"
+            for name, topic in outputs.items()
+            if topic and topic not in kafka_source.known_topics
+        ]
+        if missing:
+            raise SourceError(
+                f"Kafka topic(s) not found: {', '.join(missing)} "
+                "(create them, or set signals.control_topic: null to send no control signals)"
+            )
     if sig_cfg.stdout:
         sinks.append(StdoutSink(as_json=as_json))
     if sig_cfg.jsonl_path:

@@ -43,6 +43,11 @@ class Metrics:
             unit="{record}",
             description="Records routed to the overflow segment (cardinality cap)",
         )
+        self.late = meter.create_counter(
+            "driftgate.records.late",
+            unit="{record}",
+            description="Records whose roll-up window had closed (kept out of the roll-ups)",
+        )
         self.notifications = meter.create_counter(
             "driftgate.notifications.delivered",
             unit="{notification}",

@@ -1,7 +1,9 @@
 """Inhibit: a broader HALT in force mutes the narrower alerts it covers.
 
-A HALT for ``region=eu-west`` mutes alerts of ``region=eu-west,cohort=free`` raised with or
-after it; a global HALT mutes every other later alert. Only firing or acknowledged HALTs
+A HALT for ``region=eu-west`` mutes alerts of ``region=eu-west,cohort=free``, also those
+raised before it (a roll-up decides once its event-time window closes, after the first
+segments of a regional incident; like Alertmanager's inhibit rules, there is no time
+condition); a global HALT mutes every other alert. Only firing or acknowledged HALTs
 inhibit; an alert never inhibits itself.
 
 The other way round, a roll-up alert can be the echo of one child: when
@@ -9,7 +11,9 @@ The other way round, a roll-up alert can be the echo of one child: when
 roll-up ``cohort=enterprise`` fires on the same signal (its mean moved because one of its
 children did), the roll-up is *explained by* the earlier, narrower HALT and muted, so
 on-call is paged for the root cause, not for each roll-up it drags along. A broader alert
-on a different signal, or one that fired first, is not explained away. Muting only affects
+on a different signal, one that fired first, or one under which two or more separate
+narrower HALTs fired on its signal (then the broader scope is the cause: it inhibits them)
+is not explained away. Muting only affects
 notifications: gates and metrics still show every signal in force.
 
 >>> from monitor.router.model import Alert, AlertState
@@ -22,6 +26,9 @@ notifications: gates and metrics still show every signal in force.
 ...     return Alert(seg, seg, "HALT", AlertState.FIRING, {"segment": seg, "signal": signal}, {}, t)
 >>> explained([b("region=eu,cohort=a", 1), b("cohort=a", 2), b("region=eu", 3, "y")])
 {'cohort=a': 'region=eu,cohort=a'}
+>>> explained([b("region=eu,cohort=a", 1), b("region=eu,cohort=b", 2), b("region=eu", 3)])
+... # two of its cohorts: the region is the cause, not an echo
+{}
 """
 
 from __future__ import annotations
@@ -53,19 +60,20 @@ def inhibited(alerts: list[Alert], exclude: Collection[str] = ()) -> dict[str, s
             continue
         mine = scope_labels(target)
         for src, broad in sources:
-            if (
-                src.id != target.id
-                and len(broad) < len(mine)
-                and covers(broad, mine)
-                and src.starts_at_ms <= target.starts_at_ms
-            ):
+            if src.id != target.id and len(broad) < len(mine) and covers(broad, mine):
                 out[target.id] = src.id
                 break
     return out
 
 
 def explained(alerts: list[Alert]) -> dict[str, str]:
-    """Muted roll-up alert id → id of the earlier, narrower HALT on the same signal."""
+    """Muted roll-up alert id → id of the one earlier, narrower HALT on the same signal.
+
+    Only the *outermost* narrower HALTs under the roll-up count (a leaf under a region that
+    halts too counts as the region). When exactly one is left, the roll-up echoes it and is
+    explained by it. When two or more are, the roll-up is the broader cause (a regional
+    incident shows in several of its segments before the region's event-time window closes):
+    it is not explained, and inhibits them instead."""
     sources = [
         (a, scope_labels(a))
         for a in alerts
@@ -76,14 +84,19 @@ def explained(alerts: list[Alert]) -> dict[str, str]:
         if target.state is AlertState.RESOLVED:
             continue
         mine = scope_labels(target)
-        for src, narrow in sources:
-            if (
-                src.id != target.id
-                and len(narrow) > len(mine)
-                and covers(mine, narrow)
-                and src.starts_at_ms < target.starts_at_ms
-                and src.labels.get("signal") == target.labels.get("signal")
-            ):
-                out[target.id] = src.id
-                break
+        under = [
+            (src, narrow)
+            for src, narrow in sources
+            if src.id != target.id
+            and len(narrow) > len(mine)
+            and covers(mine, narrow)
+            and src.labels.get("signal") == target.labels.get("signal")
+        ]
+        outer = [
+            (src, narrow)
+            for src, narrow in under
+            if not any(len(wide) < len(narrow) and covers(wide, narrow) for _, wide in under)
+        ]
+        if len(outer) == 1 and outer[0][0].starts_at_ms < target.starts_at_ms:
+            out[target.id] = outer[0][0].id
     return out

@@ -80,6 +80,7 @@ class KafkaSource:
                 f"Kafka topic(s) not found: {', '.join(missing)} "
                 "(create them or fix source.topics / labels.topics)"
             )
+        self.known_topics: set[str] = set(known)
         self._consumed = 0
         self.assigned_once = False
 
@@ -100,6 +101,11 @@ class KafkaSource:
     @property
     def total(self) -> int | None:
         return None
+
+    def partitions(self) -> set[tuple[str, int]]:
+        """The (topic, partition) pairs this member holds now (roll-up windows wait for each
+        of them, or for it to go idle)."""
+        return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
 
     def resume(self, offsets: dict[tuple[str, int], int]) -> None:
         self.stored = {k: v for k, v in offsets.items() if k[0] in self.topics}

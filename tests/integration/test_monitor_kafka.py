@@ -378,3 +378,22 @@ def test_lifecycle_reaches_kafka_controllers_firing_then_resolved_after_a_person
     ids = [dict(m.headers)["driftgate-notification-id"] for m in msgs]
     assert len(ids) == len(set(ids)), "no notification produced twice"
     assert all(m.key.decode().startswith("controllers:") for m in msgs)
+
+
+def test_a_missing_control_topic_is_one_line_at_start_not_a_stall_per_batch(
+    kafka_broker: KafkaBroker, kafka_topic: TopicFactory, tmp_path: Path
+) -> None:
+    """A producer waits a minute for a topic that does not exist, at every batch: refuse
+    to start instead, naming the setting."""
+    topic = make_topics(kafka_broker, kafka_topic)
+    env = monitor_env(
+        kafka_broker, tmp_path, topic, DRIFTGATE_SIGNALS__CONTROL_TOPIC=f"{topic}.nowhere"
+    )
+    started = time.monotonic()
+    r = run_monitor(env, tmp_path)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    said = " ".join(r.stderr.split())  # the console may wrap a long line
+    assert said.count("error:") == 1, r.stderr
+    assert f"signals.control_topic '{topic}.nowhere'" in said
+    assert time.monotonic() - started < 60, "no minute-long wait for the topic's metadata"

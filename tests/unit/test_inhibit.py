@@ -19,9 +19,28 @@ def test_a_broader_halt_mutes_narrower_alerts_raised_with_or_after_it() -> None:
     }
 
 
-def test_a_narrower_halt_that_fired_first_is_not_muted_by_a_later_broader_one() -> None:
+def test_one_narrower_halt_that_fired_first_keeps_paging_and_explains_the_later_rollup() -> None:
     alerts = [halt("region=eu,cohort=a", 10), halt("region=eu", 20)]
-    assert inhibited(alerts) == {}
+    echoes = explained(alerts)
+    assert echoes == {"region=eu": "region=eu,cohort=a"}
+    assert inhibited(alerts, exclude=echoes) == {}
+
+
+def test_a_later_rollup_over_several_narrower_halts_is_the_cause_and_mutes_them() -> None:
+    """A regional incident: its cohorts halt before the region's event-time window closes;
+    the region HALT is not an echo of any one of them, and mutes them all."""
+    alerts = [
+        halt("region=eu,cohort=a", 10),
+        halt("region=eu,cohort=b", 12),
+        halt("region=eu", 20),
+        halt("*", 30),  # the global roll-up echoes the region (its cohorts count as it)
+    ]
+    echoes = explained(alerts)
+    assert echoes == {"*": "region=eu"}
+    assert inhibited(alerts, exclude=echoes) == {
+        "region=eu,cohort=a": "region=eu",
+        "region=eu,cohort=b": "region=eu",
+    }
 
 
 def test_a_later_rollup_on_the_same_signal_is_explained_by_the_child() -> None:

@@ -6,7 +6,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from monitor.config import load_settings
+from monitor.errors import ConfigError
 from monitor.events import DriftEvent
 from monitor.pipeline import JOINT_SIGNAL, Monitor
 from monitor.sinks import MemoryDeadLetters, MemorySink
@@ -71,5 +74,14 @@ def test_a_correlation_flip_is_caught_jointly_and_not_per_feature(tmp_path: Path
 def test_disabled_or_other_scopes_leave_the_leaf_unwatched(tmp_path: Path) -> None:
     off = run(tmp_path / "off", correlated_grid(1500, flip_at=800), enabled=False)
     assert not [e for e in events(off) if e.signal == JOINT_SIGNAL]
-    glob = run(tmp_path / "glob", correlated_grid(1500, flip_at=800), scopes=["global"])
-    assert all(e.segment == "*" for e in events(glob) if e.signal == JOINT_SIGNAL)
+    none = run(tmp_path / "none", correlated_grid(1500, flip_at=800), scopes=[])
+    assert not [e for e in events(none) if e.signal == JOINT_SIGNAL]
+
+
+def test_a_roll_up_scope_is_refused_with_the_reason() -> None:
+    """Roll-ups are judged on event-time window summaries; raw vectors in arrival order
+    would make the joint detector see Kafka's partition blocks as drift."""
+    with pytest.raises(ConfigError, match=r"scopes .*'global'.* leaf segments only"):
+        load_settings(
+            overrides={"detection": {"multivariate": {"scopes": ["global"]}}}, search_cwd=False
+        )

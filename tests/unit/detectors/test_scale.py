@@ -272,8 +272,13 @@ def test_the_spread_detector_counts_in_the_fleet_budget() -> None:
     assert on.streams_per_event is not None
     joint = 1  # the multivariate stream of the leaf segment
     assert on.streams_per_event - joint == 2 * (off.streams_per_event - joint)
+    # twice the leaf streams: a larger share of the weekly budget (split with the roll-ups'
+    # window streams by stream count), spread over twice the observations
+    assert off.false_halts_per_week < on.false_halts_per_week < 1.0
     assert on.target_arl0 == pytest.approx(
-        off.target_arl0 * on.streams_per_event / off.streams_per_event
+        off.target_arl0
+        * (on.streams_per_event / off.streams_per_event)
+        * (off.false_halts_per_week / on.false_halts_per_week)
     )
 
 
