@@ -17,21 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.window import QCUSUM
+from detectors.window import QCUSUM, asin_sqrt
 
 Gen = Callable[[np.random.Generator], float]
 N = 300  # records per window
 
 
-def _asin_sqrt(p: float) -> float:
-    return math.asin(math.sqrt(p))
-
-
 STATISTICS: dict[str, Gen] = {
     "normal (exact case)": lambda g: float(g.normal()),
     f"mean of {N} lognormal(0, 1)": lambda g: float(g.lognormal(0.0, 1.0, N).mean()),
-    f"asin sqrt rate, 2 % of {N}": lambda g: _asin_sqrt(g.binomial(N, 0.02) / N),
-    f"asin sqrt rate, 0.5 % of {N}": lambda g: _asin_sqrt(g.binomial(N, 0.005) / N),
+    f"asin sqrt rate, 2 % of {N}": lambda g: asin_sqrt(g.binomial(N, 0.02) / N),
+    f"asin sqrt rate, 0.5 % of {N}": lambda g: asin_sqrt(g.binomial(N, 0.005) / N),
     f"log sd of {N} lognormal(0, 1) (not used)": lambda g: math.log(
         float(g.lognormal(0.0, 1.0, N).std(ddof=1))
     ),

@@ -57,7 +57,7 @@ from scipy.special import ndtri, stdtr
 from detectors.base import Change, Stateful
 from detectors.calibration import calibrate
 
-__all__ = ["QCUSUM", "SignalKindName", "Summary", "WindowWatcher"]
+__all__ = ["QCUSUM", "SignalKindName", "Summary", "WindowWatcher", "asin_sqrt"]
 
 #: a z-score is clipped here (a p-value of 1e-33 either side): the CUSUM stays finite.
 _Z_MAX = 12.0
@@ -196,7 +196,8 @@ class QCUSUM(Stateful):
         return 0
 
 
-def _asin_sqrt(p: float) -> float:
+def asin_sqrt(p: float) -> float:
+    """The variance-steadying transform of a proportion (clipped to [0, 1])."""
     return math.asin(math.sqrt(min(max(p, 0.0), 1.0)))
 
 
@@ -262,7 +263,7 @@ class WindowWatcher(Stateful):
         if self.kind is SignalKindName.CATEGORY:
             return self._categories(s, tag)
         if self.kind is SignalKindName.RATE:
-            return self._feed("window", _asin_sqrt(s.mean), s, tag, rising_only=True)
+            return self._feed("window", asin_sqrt(s.mean), s, tag, rising_only=True)
         return self._feed("window", s.mean, s, tag)
 
     def _feed(
@@ -306,6 +307,6 @@ class WindowWatcher(Stateful):
         rest = s.n - sum(counts.get(c, 0) for c in tracked)
         for cat, hits in [*((c, counts.get(c, 0)) for c in tracked), ("~other", rest)]:
             share = Summary(s.n, hits / s.n, hits * (1.0 - hits / s.n))  # 0/1 moments
-            out += self._feed(f"window:{cat}", _asin_sqrt(share.mean), share, tag, rising_only=True)
+            out += self._feed(f"window:{cat}", asin_sqrt(share.mean), share, tag, rising_only=True)
         # one report per window: the share that rose the most (the others moved with it)
         return [max(out, key=lambda c: c.after / max(c.before, 1e-12))] if out else []

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from river import drift
 
-from bench import detection, plots, report, runs
+from bench import detection, plots, report, runs, windows
 from bench.detection import (
     Contender,
     change_streams,
@@ -168,3 +168,15 @@ def test_spread_oracle_is_the_z2_cusum_on_true_values_and_detects_a_tripled_spre
     rl = detection._scale_oracle_arl0(*both, runs=400, length=8000, seed=2)
     lo, hi = rl.ci95()
     assert lo < 500 < hi
+
+
+def test_the_window_benchmark_runs_and_writes_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Smoke: `make bench-windows` at 2 runs per row writes a table of every statistic."""
+    monkeypatch.setattr("sys.argv", ["bench.windows", "--out", str(tmp_path), "--runs", "2"])
+    windows.main()
+    page = (tmp_path / "windows.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| ") and "target" not in line]
+    assert len(rows) == 3 * len(windows.STATISTICS)
+    assert all(float(r.split("|")[4].split("±")[0]) > 0 for r in rows)
