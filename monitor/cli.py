@@ -211,6 +211,11 @@ def _print_summary(summary: RunSummary, history: str, as_json: bool) -> None:
     )
     if summary.overflowed:
         err.print(f"[yellow]{summary.overflowed:,} records went to the overflow segment[/]")
+    if summary.late:
+        err.print(
+            f"[yellow]{summary.late:,} late records: their roll-up window had closed "
+            "(used by their leaf segment only; see segments.allowed_lateness_s)[/]"
+        )
     if summary.undelivered:
         err.print(f"[yellow]{summary.undelivered} signals still pending delivery (retried)[/]")
 
@@ -463,8 +468,8 @@ def status(config: ConfigOpt = None, db: DbOpt = None, as_json: JsonOpt = False)
         _signals_table(active, title=f"Active signals ({path})")
         err.print(
             f"{totals['runs']} runs · {totals['records']:,} records · "
-            f"{totals['dead_letters']:,} dead letters · {totals['drift_events']} drift events · "
-            f"{totals['signals']} signals"
+            f"{totals['dead_letters']:,} dead letters · {totals['late']:,} late · "
+            f"{totals['drift_events']} drift events · {totals['signals']} signals"
         )
         if lost["recent"]:
             table = Table(title="Notifications given up (newest first)", title_justify="left")

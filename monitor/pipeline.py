@@ -479,6 +479,7 @@ class Monitor:
             batch.states[FEATURES_STATE_KEY] = self.observer.state()
             self._kinds_saved = self.observer.n_kinds
 
+        batch.late = windows.late - late_before
         self.dead_letters.flush()
         t0 = time.monotonic()
         self.store.checkpoint(run_id, batch, [s.name for s in self.sinks])

@@ -15,8 +15,8 @@ does not fix it; add ``model`` to the dimensions to get a ``model`` label). To a
 anything halt eu-west/free, counting roll-ups", as the gate does:
 ``max(driftgate_halt{region=~"eu-west|", cohort=~"free|"})``.
 
-Also: ``driftgate_records_total``, ``driftgate_dead_letters_total``, ``driftgate_runs_total``,
-``driftgate_drift_events_total``, ``driftgate_signals_total{level}``,
+Also: ``driftgate_records_total``, ``driftgate_dead_letters_total``, ``driftgate_late_total``,
+``driftgate_runs_total``, ``driftgate_drift_events_total``, ``driftgate_signals_total{level}``,
 ``driftgate_segment_records_total{segment,…}``, ``driftgate_signals_in_force{level}``,
 ``driftgate_silences_active`` and ``driftgate_notifications{receiver,state}`` (pending,
 delivered, failed, fallback).
@@ -115,6 +115,7 @@ class StoreCollector(Collector):
         for key, help_text in (
             ("records", "Records processed over every run."),
             ("dead_letters", "Records sent to the dead-letter sink."),
+            ("late", "Records whose roll-up window had closed (used by their leaf only)."),
             ("runs", "Monitor runs recorded in the history."),
             ("drift_events", "Drift events detected."),
         ):

@@ -72,6 +72,7 @@ class Batch:
     records: int = 0
     labels: int = 0
     dead_letters: int = 0
+    late: int = 0  # records whose roll-up window had closed (used by their leaf only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ class HistoryStore:
                     status="running",
                     records=0,
                     dead_letters=0,
+                    late=0,
                     drift_events=0,
                     signals=0,
                     config=config,
@@ -334,6 +336,7 @@ class HistoryStore:
                 .values(
                     records=t.runs.c.records + batch.records,
                     dead_letters=t.runs.c.dead_letters + batch.dead_letters,
+                    late=t.runs.c.late + batch.late,
                     drift_events=t.runs.c.drift_events + len(batch.events),
                     signals=t.runs.c.signals + len(batch.signals),
                 )
@@ -904,12 +907,14 @@ class HistoryStore:
             return {r.segment: r.records for r in conn.execute(select(t.segment_counts))}
 
     def totals(self) -> dict[str, int]:
-        """Totals over every run: records, dead letters, drift events, signals."""
+        """Totals over every run: records, dead letters, late records, drift events,
+        signals."""
         with self._tx() as conn:
             row = conn.execute(
                 select(
                     func.coalesce(func.sum(t.runs.c.records), 0).label("records"),
                     func.coalesce(func.sum(t.runs.c.dead_letters), 0).label("dead_letters"),
+                    func.coalesce(func.sum(t.runs.c.late), 0).label("late"),
                     func.count(t.runs.c.id).label("runs"),
                 )
             ).one()
@@ -919,6 +924,7 @@ class HistoryStore:
             "runs": int(row.runs),
             "records": int(row.records),
             "dead_letters": int(row.dead_letters),
+            "late": int(row.late),
             "drift_events": int(n_events),
             "signals": int(n_signals),
         }

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 #: The ``meta.schema_version`` row (informational; Alembic's ``alembic_version`` is the truth).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -64,6 +65,8 @@ runs = Table(
     Column("drift_events", BigInteger, nullable=False, default=0),
     Column("signals", BigInteger, nullable=False, default=0),
     Column("config", JSON),
+    # records whose roll-up window had closed (used by their leaf only); revision 0003
+    Column("late", BigInteger, nullable=False, default=0, server_default=text("0")),
 )
 
 drift_events = Table(

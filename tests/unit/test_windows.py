@@ -276,3 +276,24 @@ def test_the_window_cusum_keeps_its_arl0_on_normal_window_statistics() -> None:
             n += 1
         lengths.append(n + 1 - 10)  # scored windows (the first 10 only learn)
     assert 0.8 * target < float(np.mean(lengths)) < 1.2 * target
+
+
+def test_late_records_are_counted_in_the_history_and_still_reach_their_leaf(
+    tmp_path: Path,
+) -> None:
+    """A record 2 minutes behind, after its window closed: counted late (run summary and
+    the store's totals), its leaf still sees it, no record is lost."""
+    recs = [record(i, features={"x": 0.0}) for i in range(3000)]  # 40 ms apart: 120 s
+    straggler = record(3000, features={"x": 0.0}, timestamp=recs[0]["timestamp"] + 5)
+    s = load_settings(overrides={"history": {"path": str(tmp_path / "h.db")}}, search_cwd=False)
+    store = HistoryStore(s.history.path)
+    try:
+        summary = Monitor(
+            s, ListSource(to_bytes([*recs, straggler])), store, MemoryDeadLetters(), []
+        ).run()
+        assert summary.late == 1
+        assert store.totals()["late"] == 1
+        assert store.totals()["records"] == len(recs) + 1
+        assert store.segment_counts()["region=eu-west,cohort=free"] == len(recs) + 1
+    finally:
+        store.close()

@@ -37,7 +37,7 @@ def seed(store: HistoryStore, records: int = 100) -> str:
     """One monitor run that saw ``records`` records in every segment, and no signal."""
     run = store.start_run("logs")
     counts = {(segment_key(lab), scope_of(lab)): records for lab in all_segments()}
-    store.checkpoint(run, Batch(counts=counts, records=records * 9), sinks=[])
+    store.checkpoint(run, Batch(counts=counts, records=records * 9, late=3), sinks=[])
     return run
 
 

@@ -41,6 +41,7 @@ def test_every_segment_has_zero_series_when_clear(store: HistoryStore, run: str)
         assert m[name] == {key(lab): 0.0 for lab in segments}, name
     assert m["driftgate_segment_records_total"][key({})] == 100.0
     assert m["driftgate_records_total"][()] == 900.0
+    assert m["driftgate_late_total"][()] == 3.0
     assert m["driftgate_runs_total"][()] == 1.0
     assert m["driftgate_signals_total"] == {(("level", "WARN"),): 0.0, (("level", "HALT"),): 0.0}
     assert m["driftgate_silences_active"][()] == 0.0
