@@ -51,7 +51,7 @@ from monitor.decisions import DecisionEngine
 from monitor.detection import build_plan, save_calibrations, window_target_arl0
 from monitor.engine.rollup import RollupStage
 from monitor.engine.windows import ClosedWindow, WindowStage
-from monitor.errors import SinkError
+from monitor.errors import Fenced, SinkError
 from monitor.events import DriftEvent, Position, Signal
 from monitor.intake import Intake, wall_clock_ms
 from monitor.labels import LabelJoiner, Outcome
@@ -63,7 +63,7 @@ from monitor.schema import BadRecord
 from monitor.segments import Segment, Segmenter
 from monitor.sinks.base import DeadLetter, DeadLetterSink, SignalSink
 from monitor.sources.base import RawRecord, Source
-from monitor.store import Batch, HistoryStore
+from monitor.store import Batch, Fence, HistoryStore
 from monitor.telemetry import Metrics
 
 __all__ = ["Monitor", "RunSummary"]
@@ -249,6 +249,33 @@ class Monitor:
         )
         self.clock = clock
         self.intake = Intake.from_settings(settings.source, clock)
+        self.rollups = RollupStage(
+            window_target_arl0(settings, anchored=self.detection.get("reference") is not None),
+            k=seg.window_k,
+            warmup=seg.window_warmup,
+            top_k=det.categorical.top_k,
+        )
+        self._failures_logged: set[type[Exception]] = set()
+        self._load_state()
+        tree = Route.from_settings(settings.router.route)
+        self._resolve_tree = tree if any_auto_resolve(tree) else None
+        self._record_ms = 0  # latest record time seen: the clock of auto-resolve
+        mv = det.multivariate
+        # scopes whose segments get the multivariate detector (calibrated mode only)
+        self._mv_scopes = set(mv.scopes) if mv.enabled and det.mode == "calibrated" else set()
+        self._batches = 0
+        if courier is not None and settings.faults.crash_at == "notification-sent-unrecorded":
+            courier.on_delivered = lambda _attempt: self._maybe_crash(
+                "notification-sent-unrecorded", signalled=True
+            )
+
+    def _load_state(self) -> None:
+        """(Re)build everything the checkpoints hold from the store: detector banks, roll-up
+        windows and watchers, feature kinds, the label joiner, the signals in force. At
+        start, and again when partitions are assigned or a checkpoint was fenced (another
+        member may have written them: the store is the truth, never this memory)."""
+        settings, store, det = self.settings, self.store, self.settings.detection
+        seg = settings.segments
         self.observer = Observer(det.features, det.max_features)
         states = store.detector_states()
         labels_blob = states.pop(LABELS_STATE_KEY, None)
@@ -266,20 +293,13 @@ class Monitor:
                 int(seg.idle_s * 1000),
             )
         )
-        self.rollups = RollupStage(
-            window_target_arl0(settings, anchored=self.detection.get("reference") is not None),
-            k=seg.window_k,
-            warmup=seg.window_warmup,
-            top_k=det.categorical.top_k,
-        )
         self.rollups.restore(states)
         self._kinds_saved = self.observer.n_kinds
-        self._failures_logged: set[type[Exception]] = set()
         self.banks: dict[str, DetectorBank] = {
             key: DetectorBank.from_state(blob, self.plan, key) for key, blob in states.items()
         }
         self.joiner: LabelJoiner | None = None
-        if source.label_sources:
+        if self.source.label_sources:
             lab = settings.labels
             self.joiner = (
                 pickle.loads(labels_blob)
@@ -292,17 +312,21 @@ class Monitor:
             store.active_signals(),
             Persistence(b.confirm_alarms, b.confirm_within),
         )
-        tree = Route.from_settings(settings.router.route)
-        self._resolve_tree = tree if any_auto_resolve(tree) else None
-        self._record_ms = 0  # latest record time seen: the clock of auto-resolve
-        mv = det.multivariate
-        # scopes whose segments get the multivariate detector (calibrated mode only)
-        self._mv_scopes = set(mv.scopes) if mv.enabled and det.mode == "calibrated" else set()
-        self._batches = 0
-        if courier is not None and settings.faults.crash_at == "notification-sent-unrecorded":
-            courier.on_delivered = lambda _attempt: self._maybe_crash(
-                "notification-sent-unrecorded", signalled=True
-            )
+
+    def _assigned(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Partitions were assigned (called from the source's poll, not its callback):
+        claim them at this generation, reload the state, and say where to seek."""
+        fence = self._fence()
+        if fence is not None:
+            self.store.claim(fence.member, fence.generation, partitions)
+        self._load_state()
+        return self.store.offsets()
+
+    def _fence(self) -> Fence | None:
+        """Who writes the next checkpoint (a consumer-group member at its generation), or
+        None for a source without a group (a file, the demo)."""
+        fence = getattr(self.source, "fence", None)
+        return fence() if fence is not None else None
 
     def run(
         self,
@@ -313,6 +337,8 @@ class Monitor:
         started = time.monotonic()
         run_id = self.store.start_run(self.source.name, self.settings.dump())
         summary = RunSummary(run_id=run_id, source=self.source.name)
+        if hasattr(self.source, "on_assign"):
+            self.source.on_assign = self._assigned
         self.source.resume(self.store.offsets())
         self._deliver(summary)  # signals left pending by an earlier run
         self._notify()
@@ -482,7 +508,14 @@ class Monitor:
         batch.late = windows.late - late_before
         self.dead_letters.flush()
         t0 = time.monotonic()
-        self.store.checkpoint(run_id, batch, [s.name for s in self.sinks])
+        try:
+            self.store.checkpoint(run_id, batch, [s.name for s in self.sinks], self._fence())
+        except Fenced as exc:
+            # a newer member owns a partition of this batch: write nothing, forget it,
+            # and let the next poll rejoin the group (its assignment reloads the state)
+            log.warning("checkpoint fenced, batch dropped (%s); reloading from the store", exc)
+            self._load_state()
+            return
         self.metrics.checkpoints.record(time.monotonic() - t0)
         self._batches += 1
         self._maybe_crash("after-checkpoint", signalled=bool(batch.signals))

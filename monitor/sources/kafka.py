@@ -3,7 +3,10 @@
 Offsets are owned by the history store: the checkpoint writes the next offset of every
 partition in the same transaction as the batch's results. On every partition assignment the
 source seeks to the stored offsets (the "storing offsets outside Kafka" pattern of Kafka's
-consumer docs), so a restarted or rebalanced monitor neither skips nor double-counts.
+consumer docs), so a restarted or rebalanced monitor neither skips nor double-counts; the
+seek happens in :meth:`KafkaSource.poll`, after the monitor has claimed the partitions at
+this member's group generation and reloaded its state (``on_assign``), and every
+checkpoint is fenced by :meth:`KafkaSource.fence`.
 After each checkpoint the same offsets are committed to the consumer group too, so lag
 tools keep working. Auto-commit is off.
 """
@@ -11,6 +14,7 @@ tools keep working. Auto-commit is off.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, TopicPartition
@@ -22,16 +26,22 @@ from monitor.errors import SourceError
 from monitor.events import Position
 from monitor.kafka_client import make_consumer
 from monitor.sources.base import RawRecord
+from monitor.store.fencing import Fence
 
 __all__ = ["KafkaSource"]
 
 log = logging.getLogger(__name__)
 
 
-class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On assignment, seek each partition to the offset the history store holds for it.
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Records what the group did; the work happens in :meth:`KafkaSource.poll`.
 
-    Runs on kafka-python's IO thread: only local calls (``seek``) here, no blocking I/O.
+    kafka-python 3.x runs these on the loop that drives heartbeats: a blocking callback can
+    get the member evicted. So an assignment only pauses the new partitions (nothing is
+    fetched from a stale position) and queues them; the poll loop claims them, reloads the
+    state from the store, seeks to the stored offsets and resumes them. A loss (session
+    expired, fenced, unknown member) is not a revocation: nothing may be written for those
+    partitions any more, and the next checkpoint would be refused anyway.
     """
 
     def __init__(self, source: KafkaSource) -> None:
@@ -40,12 +50,18 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
 
+    def on_partitions_lost(self, lost: Any) -> None:
+        log.warning(
+            "partitions lost (session expired or fenced: another member may own them now): "
+            "%s; nothing more is written for them",
+            sorted(f"{tp.topic}[{tp.partition}]" for tp in lost),
+        )
+
     def on_partitions_assigned(self, assigned: Any) -> None:
         self._source.assigned_once = True
-        for tp in assigned:
-            nxt = self._source.stored.get((tp.topic, tp.partition))
-            if nxt is not None:
-                self._source.consumer.seek(tp, nxt)
+        if assigned:
+            self._source.consumer.pause(*assigned)
+            self._source.new_partitions |= set(assigned)
         log.info(
             "partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)
         )
@@ -81,6 +97,12 @@ class KafkaSource:
                 "(create them or fix source.topics / labels.topics)"
             )
         self.known_topics: set[str] = set(known)
+        self.new_partitions: set[TopicPartition] = set()
+        #: called from :meth:`poll` with newly assigned partitions, returns where to seek
+        #: (the monitor claims them and reloads its state first); default: stored offsets
+        self.on_assign: Callable[[set[tuple[str, int]]], dict[tuple[str, int], int]] = (
+            lambda _parts: self.stored
+        )
         self._consumed = 0
         self.assigned_once = False
 
@@ -109,7 +131,31 @@ class KafkaSource:
 
     def resume(self, offsets: dict[tuple[str, int], int]) -> None:
         self.stored = {k: v for k, v in offsets.items() if k[0] in self.topics}
-        self.consumer.subscribe(self.topics, listener=_SeekToStored(self))
+        self.consumer.subscribe(self.topics, listener=_Rebalance(self))
+
+    def fence(self) -> Fence:
+        """This member at its current group generation, with the partitions it holds: a
+        checkpoint under it is refused once a newer generation owns one of them."""
+        meta = self.consumer.group_metadata()
+        return Fence(
+            member=str(meta.member_id),
+            generation=int(meta.generation_id),
+            partitions=frozenset(self.partitions()),
+        )
+
+    def _take_assigned(self) -> set[tuple[str, int]]:
+        """Seek the partitions assigned since the last poll to where the monitor says (the
+        store's offsets) and resume them; their keys."""
+        fresh, self.new_partitions = self.new_partitions, set()
+        keys = {(tp.topic, tp.partition) for tp in fresh}
+        offsets = self.on_assign(keys)
+        self.stored.update({k: v for k, v in offsets.items() if k in keys})
+        for tp in fresh:
+            nxt = offsets.get((tp.topic, tp.partition))
+            if nxt is not None:
+                self.consumer.seek(tp, nxt)
+        self.consumer.resume(*fresh)
+        return keys
 
     def poll(self, max_records: int) -> list[RawRecord]:
         try:
@@ -118,8 +164,11 @@ class KafkaSource:
             )
         except KafkaError as exc:
             raise SourceError(f"Kafka poll failed: {type(exc).__name__}: {exc}") from None
+        fresh = self._take_assigned() if self.new_partitions else set()
         out: list[RawRecord] = []
         for tp, records in batches.items():
+            if (tp.topic, tp.partition) in fresh:
+                continue  # fetched before the seek: read again from the stored offset
             for r in records:
                 value = r.value if r.value is not None else b""
                 out.append(RawRecord(value, Position(tp.topic, tp.partition, r.offset), r.key))
