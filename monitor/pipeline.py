@@ -495,10 +495,7 @@ class Monitor:
         for scope_key in sorted({w.segment.key for w in closed}):
             row, blob = self.rollups.state(scope_key)
             batch.states[row] = blob
-        if records or closed:
-            batch.states[WINDOWS_STATE_KEY] = pickle.dumps(
-                windows, protocol=pickle.HIGHEST_PROTOCOL
-            )
+        batch.states[WINDOWS_STATE_KEY] = pickle.dumps(windows, protocol=pickle.HIGHEST_PROTOCOL)
         if joiner is not None:
             batch.states[LABELS_STATE_KEY] = pickle.dumps(joiner, protocol=pickle.HIGHEST_PROTOCOL)
         if self.observer.n_kinds != self._kinds_saved:
@@ -527,12 +524,12 @@ class Monitor:
 
         summary.records += batch.records
         summary.dead_letters += batch.dead_letters
-        summary.late += windows.late - late_before
+        summary.late += batch.late
         summary.drift_events += len(batch.events)
         summary.signals.extend(batch.signals)
         self.metrics.records.add(batch.records)
         self.metrics.dead_letters.add(batch.dead_letters)
-        self.metrics.late.add(windows.late - late_before)
+        self.metrics.late.add(batch.late)
         self.metrics.drift_events.add(len(batch.events))
         self.metrics.signals.add(len(batch.signals))
         self.metrics.overflow.add(self.segmenter.overflowed - overflow_before)
