@@ -163,7 +163,7 @@ class HistoryStore:
         >>> path = os.path.join(tempfile.mkdtemp(), "h.db")
         >>> store = HistoryStore.from_settings(HistorySettings(path=path))
         >>> store.location == path, store.dialect, store.revision
-        (True, 'sqlite', '0002')
+        (True, 'sqlite', '0003')
         >>> store.close()
         """
         return cls(settings.database_url(), connect_timeout_s=settings.connect_timeout_s)
