@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -50,8 +49,8 @@ def kafka_topic(kafka_broker: KafkaBroker) -> TopicFactory:
 
 # =====================================================================================
 # >>> PostgreSQL: a real server (tests/postgres_server.py) ----------------------------
-# One server per test session, one fresh database per test. If it cannot start: in CI
-# (CI=true) every test that needs it FAILS; elsewhere they are skipped, with the reason.
+# One server per test session, one fresh database per test. If it cannot start, every
+# test that needs it FAILS (never skips: `make system-deps` installs it), as for Kafka.
 # =====================================================================================
 
 
@@ -63,10 +62,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.start()
     except Exception as exc:
         server.close()
-        reason = f"could not start the PostgreSQL test server: {exc}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        pytest.fail(f"could not start the PostgreSQL test server: {exc}", pytrace=False)
     try:
         yield server
     finally:
