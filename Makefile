@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 KAFKA_LIBS ?= build/kafka/libs
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test unit test-kernels lint format typecheck kafka-jars system-deps clean bench-detect bench-windows
+.PHONY: help install run test unit test-kernels lint format typecheck kafka-jars system-deps clean test-faults bench-detect bench-windows
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ test-kernels: install ## The fast tier again with each OpenBLAS kernel in OPENBL
 
 test: install kafka-jars system-deps lint typecheck ## Everything: lint, types, unit, doctests, real-Kafka, real-Alertmanager and real-PostgreSQL tests
 	$(PY) -m pytest
+
+test-faults: install kafka-jars system-deps ## The full fleet fault matrix: members killed at every crash point, broker restart (real Kafka + PostgreSQL)
+	$(PY) -m pytest -m faults tests/integration/test_fleet_matrix.py
 
 bench-detect: install ## Detection benchmark → docs/benchmarks/detection.md
 	$(PY) -m bench.detection --out docs/benchmarks

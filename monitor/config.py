@@ -22,6 +22,7 @@ monitor.errors.ConfigError: bad config: segments.max_segments = 0: Input should 
 from __future__ import annotations
 
 import os
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -81,6 +82,15 @@ class SourceSettings(_Section):
     bootstrap_servers: str = "localhost:9092"
     topics: list[str] = Field(default_factory=lambda: ["inference-logs"], min_length=1)
     group_id: str = "driftgate"
+    member_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description=(
+            "This member's stable name in the fleet (default: the host name, i.e. the pod): "
+            "the name its claims on signal and notification deliveries are held under. "
+            "Give each member on one host its own."
+        ),
+    )
     client_id: str = "driftgate"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -493,6 +503,15 @@ class HistorySettings(_Section):
     )
     connect_timeout_s: float = Field(
         10.0, gt=0, description="Give up reaching a PostgreSQL server after (exit 4)."
+    )
+    outage_wait_s: float = Field(
+        300.0,
+        ge=0,
+        description=(
+            "While running on Kafka: how long to wait for a history store that went away "
+            "(a PostgreSQL restart) before giving up (exit 4); the batch in hand is read "
+            "again from the last checkpoint once it is back."
+        ),
     )
 
     @model_validator(mode="before")

@@ -29,6 +29,7 @@ __all__ = [
     "SinkError",
     "SourceError",
     "StoreError",
+    "StoreUnavailable",
 ]
 
 EXIT_OK = 0
@@ -62,6 +63,12 @@ class StoreError(DriftgateError):
     """The history store cannot be opened or written."""
 
     exit_code = EXIT_STORE
+
+
+class StoreUnavailable(StoreError):  # noqa: N818 - a state of the store, not a mistake
+    """The history store went away mid-run (connection refused or dropped, e.g. a
+    PostgreSQL restart): the transaction did not happen, or its outcome is unknown; the
+    store is the truth once it is back."""
 
 
 class SinkError(DriftgateError):

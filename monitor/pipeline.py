@@ -49,9 +49,15 @@ from detectors import Change, DetectorBank, Persistence, SignalKind
 from monitor.config import CrashPoint, Settings
 from monitor.decisions import DecisionEngine
 from monitor.detection import build_plan, save_calibrations, window_target_arl0
+from monitor.engine.exchange import (
+    JUDGE_STATE_KEY,
+    WINDOWS_STATE_KEY,
+    MemoryExchange,
+    StoreExchange,
+)
 from monitor.engine.rollup import RollupStage
-from monitor.engine.windows import ClosedWindow, WindowStage
-from monitor.errors import Fenced, SinkError
+from monitor.engine.windows import ClosedWindow, PartitionKey, WindowJudge, WindowStage
+from monitor.errors import Fenced, SinkError, StoreError, StoreUnavailable
 from monitor.events import DriftEvent, Position, Signal
 from monitor.intake import Intake, wall_clock_ms
 from monitor.labels import LabelJoiner, Outcome
@@ -76,8 +82,8 @@ def _now_ms() -> int:
 
 
 LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
-WINDOWS_STATE_KEY = "~windows"  # detector_state row that holds the roll-ups' open windows
 FEATURES_STATE_KEY = "~features"  # detector_state row that holds each feature's kind
+DELIVERY_LEASE_MS = 60_000  # a claim on a signal's delivery to a sink holds this long
 JOINT_SIGNAL = "features:joint"  # the multivariate signal: all numeric features together
 
 
@@ -264,6 +270,9 @@ class Monitor:
         # scopes whose segments get the multivariate detector (calibrated mode only)
         self._mv_scopes = set(mv.scopes) if mv.enabled and det.mode == "calibrated" else set()
         self._batches = 0
+        self._homes: dict[str, PartitionKey] = {}  # leaf segment -> partition it came from
+        self._split: tuple[str, PartitionKey, PartitionKey] | None = None  # one seen split
+        self._split_said = False
         if courier is not None and settings.faults.crash_at == "notification-sent-unrecorded":
             courier.on_delivered = lambda _attempt: self._maybe_crash(
                 "notification-sent-unrecorded", signalled=True
@@ -283,16 +292,24 @@ class Monitor:
         if features_blob is not None:
             self.observer.restore(features_blob)
         # roll-ups: event-time windows of mergeable summaries, judged by window detectors
-        windows_blob = states.pop(WINDOWS_STATE_KEY, None)
-        self.windows: WindowStage = (
-            pickle.loads(windows_blob)
-            if windows_blob is not None
-            else WindowStage(
-                int(seg.window_s * 1000),
-                int(seg.allowed_lateness_s * 1000),
-                int(seg.idle_s * 1000),
-            )
+        judge = WindowJudge(
+            int(seg.window_s * 1000), int(seg.allowed_lateness_s * 1000), int(seg.idle_s * 1000)
         )
+        self.windows = WindowStage(judge.width_ms, judge.lateness_ms)
+        self.exchange: MemoryExchange | StoreExchange
+        windows_blob = states.pop(WINDOWS_STATE_KEY, None)
+        judge_blob = states.pop(JUDGE_STATE_KEY, None)
+        if hasattr(self.source, "all_partitions"):  # a consumer group: through the store
+            if judge_blob is not None:
+                judge = pickle.loads(judge_blob)
+            self.exchange = StoreExchange(judge, store)
+            self.windows.marks = {p: m for p, (m, _) in store.window_marks().items()}
+        else:
+            self.exchange = (
+                pickle.loads(windows_blob) if windows_blob is not None else MemoryExchange(judge)
+            )
+            self.windows.marks = {p: m for p, (m, _) in self.exchange.marks.items()}
+        self.windows.closed_to = self.exchange.judge.closed_to
         self.rollups.restore(states)
         self._kinds_saved = self.observer.n_kinds
         self.banks: dict[str, DetectorBank] = {
@@ -322,6 +339,60 @@ class Monitor:
         self._load_state()
         return self.store.offsets()
 
+    def _outage(self, exc: StoreUnavailable, stop: threading.Event) -> None:
+        """The history store went away mid-batch: wait for it (``history.outage_wait_s``),
+        then forget the batch in hand, reload the state from the store and read again from
+        its offsets (whether the last checkpoint committed or not, the store says)."""
+        limit = self.settings.history.outage_wait_s
+        log.warning(
+            "history store unreachable, waiting up to %.0fs for it (history.outage_wait_s); "
+            "the batch in hand will be read again from the last checkpoint: %s",
+            limit,
+            exc,
+        )
+        t0 = time.monotonic()
+        pause = 0.5
+        while True:
+            if stop.wait(pause):
+                raise exc  # asked to stop while the store is away: nothing more to write
+            try:
+                self.store.ping()
+                break
+            except StoreError as again:
+                if time.monotonic() - t0 >= limit:
+                    raise StoreError(
+                        f"the history store stayed unreachable for {limit:.0f}s "
+                        f"(history.outage_wait_s): {again}"
+                    ) from None
+            pause = min(pause * 2, 5.0)
+        self._load_state()
+        offsets = self.store.offsets()
+        self.source.rewind(offsets)  # type: ignore[attr-defined]
+        log.warning(
+            "history store is back after %.1fs; resumed from the last checkpoint",
+            time.monotonic() - t0,
+        )
+
+    def _may_close(self) -> bool:
+        """Could an idle poll close a window? (Windows are open here, or in the store and
+        this member judges.)"""
+        ex = self.exchange
+        if isinstance(ex, MemoryExchange):
+            return bool(ex.parts)
+        return self._partitions()[1]
+
+    def _partitions(self) -> tuple[set[PartitionKey], bool]:
+        """Every input partition the roll-ups wait for, and whether this process judges
+        them: a consumer group's lowest partition's owner does (one judge per group); a
+        source without a group (a file, the demo) always does."""
+        every = getattr(self.source, "all_partitions", None)
+        held = getattr(self.source, "partitions", None)
+        mine: set[PartitionKey] = set(held()) if held is not None else set()
+        if every is None:
+            return mine, True
+        parts: set[PartitionKey] = set(every()) | mine
+        return parts, bool(parts) and min(parts) in mine
+
     def _fence(self) -> Fence | None:
         """Who writes the next checkpoint (a consumer-group member at its generation), or
         None for a source without a group (a file, the demo)."""
@@ -349,27 +420,35 @@ class Monitor:
         status = "failed"
         try:
             while not stop.is_set() and not self.source.exhausted:
-                records = self.source.poll(batch_size)
-                if not records:
-                    if self.windows.open_windows:
-                        self._process(run_id, [], summary)  # idle partitions release windows
-                    if (
-                        self.courier is not None
-                        and _now_ms() - self.courier.last_tick_ms >= tick_ms
-                    ):
-                        self._notify()  # retries and back-off progress on a quiet stream
-                    if getattr(self.source, "waiting", False):
-                        last_data = time.monotonic()  # idle time counts once partitions are ours
-                    elif idle_exit is not None and time.monotonic() - last_data >= idle_exit:
-                        log.info(
-                            "no new records for %.1fs; stopping (source.idle_exit_s)", idle_exit
-                        )
-                        break
-                    continue
-                last_data = time.monotonic()
-                self._process(run_id, records, summary)
-                if on_progress is not None:
-                    on_progress(self.source.progress)
+                try:
+                    records = self.source.poll(batch_size)
+                    if not records:
+                        if self._may_close():
+                            self._process(run_id, [], summary)  # idle partitions release windows
+                        if (
+                            self.courier is not None
+                            and _now_ms() - self.courier.last_tick_ms >= tick_ms
+                        ):
+                            self._notify()  # retries and back-off progress on a quiet stream
+                        if getattr(self.source, "waiting", False):
+                            last_data = (
+                                time.monotonic()
+                            )  # idle time counts once partitions are ours
+                        elif idle_exit is not None and time.monotonic() - last_data >= idle_exit:
+                            log.info(
+                                "no new records for %.1fs; stopping (source.idle_exit_s)", idle_exit
+                            )
+                            break
+                        continue
+                    last_data = time.monotonic()
+                    self._process(run_id, records, summary)
+                    if on_progress is not None:
+                        on_progress(self.source.progress)
+                except StoreUnavailable as exc:
+                    if not hasattr(self.source, "rewind"):
+                        raise  # a file or the demo: nothing to wait for
+                    self._outage(exc, stop)
+                    last_data = time.monotonic()
             if self.source.exhausted and not stop.is_set():
                 self._process(run_id, [], summary, final=True)  # the input ended: close all
             status = "interrupted" if stop.is_set() else "ok"
@@ -433,6 +512,7 @@ class Monitor:
         joiner = self.joiner
         touched: set[str] = set()
         feed = BatchFeed()  # fed to the detectors per batch (vectorised where they can)
+        homes = self._homes
         mv_scopes = self._mv_scopes
         overflow_before = self.segmenter.overflowed
         for raw in records:
@@ -450,7 +530,7 @@ class Monitor:
             if isinstance(item, _Labelled):
                 batch.labels += 1
                 outcome = item.outcome
-                windows.heard(key, item.ts_ms, now)
+                windows.heard(key, item.ts_ms)
                 if outcome is not None:
                     kind = SignalKind.RATE if outcome.binary else SignalKind.NUMERIC
                     obs: list[Observation] = [(outcome.signal, outcome.value, kind)]
@@ -472,8 +552,13 @@ class Monitor:
                 (leaves if seg.scope == "segment" else rolled).append(seg)
             for seg in leaves:
                 touched.add(seg.key)
+                home = homes.get(seg.key)
+                if home is None:
+                    homes[seg.key] = key
+                elif home != key and self._split is None:
+                    self._split = (seg.key, home, key)
             feed.add(leaves, item.obs, (pos, item.ts_ms))  # leaves: record by record
-            windows.heard(key, item.ts_ms, now)
+            windows.heard(key, item.ts_ms)
             if rolled:  # roll-ups: into their event-time windows
                 windows.add(rolled, item.obs, item.ts_ms, pos)
             if item.vector is not None and len(item.vector) >= 2:
@@ -482,20 +567,40 @@ class Monitor:
                         feed.add_vector(seg, item.vector)
             if item.ts_ms > self._record_ms:
                 self._record_ms = item.ts_ms
-        assigned = getattr(self.source, "partitions", None)
-        if assigned is not None:
-            windows.assign(assigned(), now)
-        closed = windows.close_all() if final else windows.ready(now)
+        own = windows.drain()
+        marks = windows.marks_of(offsets, now)
+        partitions, judging = self._partitions()
+        if (
+            self._split is not None
+            and not self._split_said
+            and isinstance(self.exchange, StoreExchange)
+        ):
+            held = getattr(self.source, "partitions", None)
+            if held is not None and set(held()) != partitions:  # other members hold some
+                seg_key, p1, p2 = self._split
+                log.warning(
+                    "leaf segment %s arrives on %s[%d] and %s[%d] while other members read "
+                    "some partitions: its leaf detectors see only this member's share. Key "
+                    "the input topics by segment when running several members (docs/fleet.md)",
+                    seg_key,
+                    *p1,
+                    *p2,
+                )
+                self._split_said = True
+        closed, orphans = self.exchange.exchange(
+            own, marks, partitions, now, batch, judging=judging, final=final
+        )
+        windows.closed_to = self.exchange.judge.closed_to
+        windows.late += orphans  # parts that reached the judge after their window closed
         if not records and not closed:
             return  # an idle poll that closed no window: nothing to checkpoint
-        windows.fold()
+        batch.marks = marks
         self._detect(feed, closed, batch)
         batch.counts = dict(counts)
-        batch.states = {key: self.banks[key].state() for key in touched}
+        batch.states |= {key: self.banks[key].state() for key in touched}
         for scope_key in sorted({w.segment.key for w in closed}):
             row, blob = self.rollups.state(scope_key)
             batch.states[row] = blob
-        batch.states[WINDOWS_STATE_KEY] = pickle.dumps(windows, protocol=pickle.HIGHEST_PROTOCOL)
         if joiner is not None:
             batch.states[LABELS_STATE_KEY] = pickle.dumps(joiner, protocol=pickle.HIGHEST_PROTOCOL)
         if self.observer.n_kinds != self._kinds_saved:
@@ -638,8 +743,10 @@ class Monitor:
 
     def _deliver(self, summary: RunSummary) -> None:
         undelivered = 0
+        member = self.settings.source.member_id
         for sink in self.sinks:
-            pending = self.store.pending(sink.name)
+            # claimed: two members of a fleet never deliver one signal at the same time
+            pending = self.store.claim_pending(sink.name, member, DELIVERY_LEASE_MS, _now_ms())
             if not pending:
                 continue
             try:

@@ -96,7 +96,12 @@ def build_monitor(
         sinks.append(KafkaControlSink(producer, sig_cfg.control_topic))
     courier: Courier | None = None
     if settings.router.receivers:
-        courier = Courier(store, settings.router, build_notifiers(settings.router, settings.source))
+        courier = Courier(
+            store,
+            settings.router,
+            build_notifiers(settings.router, settings.source),
+            member=src_cfg.member_id,
+        )
         stack.callback(courier.close)
     return Monitor(settings, source, store, dead, sinks, courier=courier)
 

@@ -110,6 +110,8 @@ def retry_policies(settings: RouterSettings) -> dict[str, RetryPolicy]:
 class Courier:
     """Plans, enqueues and delivers notifications for one store (single-threaded).
 
+    Rows are claimed before they are delivered (``member``, for ``lease_ms``): couriers of
+    several fleet members on one store never deliver one notification at the same time.
     ``on_delivered`` (optional) is called with each ``delivered`` attempt right after the
     receiver accepted it and before the row's new state is written (crash tests use it).
     """
@@ -122,6 +124,8 @@ class Courier:
         *,
         clock: Callable[[], int] = _wall_ms,
         rng: random.Random | None = None,
+        member: str = "driftgate",
+        lease_ms: int = 60_000,
     ) -> None:
         missing = sorted({r.name for r in settings.receivers} - set(notifiers))
         if missing:
@@ -129,6 +133,8 @@ class Courier:
         self.store = store
         self.settings = settings
         self.notifiers = dict(notifiers)
+        self.member = member  # whose claim on an outbox queue this courier holds
+        self.lease_ms = lease_ms
         self.router = Router(settings)
         self.dispatcher = Dispatcher(store, self.router)
         self._clock = clock
@@ -158,7 +164,7 @@ class Courier:
         self.attempts.clear()
         plan = self.dispatcher.plan_and_enqueue(now)
         report = TickReport(enqueued=len(plan.enqueued), muted=plan.muted)
-        rows = self.store.pending_notifications()
+        rows = self.store.claim_due_notifications(self.member, self.lease_ms, now)
         if rows:
             states = [DeliveryState.from_row(r) for r in rows]
             payloads = {r["notification_id"]: Notification.from_dict(r["payload"]) for r in rows}

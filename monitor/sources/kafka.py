@@ -48,9 +48,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._source = source
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        self._source.new_partitions -= set(revoked)  # assigned and taken back before a poll
         log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
 
     def on_partitions_lost(self, lost: Any) -> None:
+        self._source.new_partitions -= set(lost)
         log.warning(
             "partitions lost (session expired or fenced: another member may own them now): "
             "%s; nothing more is written for them",
@@ -133,6 +135,26 @@ class KafkaSource:
         self.stored = {k: v for k, v in offsets.items() if k[0] in self.topics}
         self.consumer.subscribe(self.topics, listener=_Rebalance(self))
 
+    def rewind(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Read the held partitions again from ``offsets`` (the store's), or from their
+        beginning where it has none: records fetched meanwhile are dropped."""
+        self.stored.update({k: v for k, v in offsets.items() if k[0] in self.topics})
+        for tp in self.consumer.assignment():
+            nxt = offsets.get((tp.topic, tp.partition))
+            if nxt is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, nxt)
+
+    def all_partitions(self) -> set[tuple[str, int]]:
+        """Every (topic, partition) of the topics this group reads, whoever holds it (the
+        roll-up windows wait for all of them; the lowest one's owner judges them)."""
+        out: set[tuple[str, int]] = set()
+        for topic in self.topics:
+            for p in self.consumer.partitions_for_topic(topic) or ():
+                out.add((topic, int(p)))
+        return out
+
     def fence(self) -> Fence:
         """This member at its current group generation, with the partitions it holds: a
         checkpoint under it is refused once a newer generation owns one of them."""
@@ -147,8 +169,13 @@ class KafkaSource:
         """Seek the partitions assigned since the last poll to where the monitor says (the
         store's offsets) and resume them; their keys."""
         fresh, self.new_partitions = self.new_partitions, set()
+        fresh &= set(self.consumer.assignment())  # a later rebalance may have taken some back
         keys = {(tp.topic, tp.partition) for tp in fresh}
-        offsets = self.on_assign(keys)
+        try:
+            offsets = self.on_assign(keys)
+        except BaseException:  # e.g. the store is away: claim them on a later poll
+            self.new_partitions |= fresh
+            raise
         self.stored.update({k: v for k, v in offsets.items() if k in keys})
         for tp in fresh:
             nxt = offsets.get((tp.topic, tp.partition))

@@ -5,6 +5,6 @@ SQLAlchemy Core, one code path for both. The schema is migrated when a store ope
 """
 
 from monitor.store.fencing import Fence
-from monitor.store.history import Batch, HistoryFilter, HistoryStore
+from monitor.store.history import Batch, HistoryFilter, HistoryStore, WindowPart
 
-__all__ = ["Batch", "Fence", "HistoryFilter", "HistoryStore"]
+__all__ = ["Batch", "Fence", "HistoryFilter", "HistoryStore", "WindowPart"]

@@ -42,9 +42,15 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from monitor.errors import StoreError
+from monitor.errors import StoreError, StoreUnavailable
 
 __all__ = ["Database", "Upsert", "database_url", "masked", "upsert"]
 
@@ -185,9 +191,11 @@ class Database:
                     yield conn
         except SQLAlchemyError as exc:
             hint = ""
-            if _unreachable(exc) and self.dialect != "sqlite":
+            gone = self.dialect != "sqlite" and _gone(exc)
+            if gone:
                 hint = " (check that PostgreSQL is up and reachable at history.url)"
-            raise StoreError(
+            error = StoreUnavailable if gone else StoreError
+            raise error(
                 f"history store {self.location}: {exc.__class__.__name__}: {one_line(exc)}{hint}"
             ) from None
 
@@ -198,6 +206,16 @@ class Database:
 def _unreachable(exc: SQLAlchemyError) -> bool:
     """A connection that could not be made (as opposed to a statement that failed)."""
     return isinstance(exc, DBAPIError) and exc.statement is None
+
+
+def _gone(exc: SQLAlchemyError) -> bool:
+    """The server went away: no connection could be made, or the one in use was dropped
+    (a PostgreSQL restart: "terminating connection due to administrator command")."""
+    if _unreachable(exc):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -16,8 +16,10 @@ The checkpoint is one transaction. In order:
 3. add the batch's record counts to every segment it touched (an atomic increment: two
    processes adding to one segment add up);
 4. delete the detector states the batch drops, then write the serialized states it carries;
-5. move the source offsets past the batch;
-6. add the batch's counters to the run.
+5. write the batch's roll-up window parts and delete the parts it consumed (a judged
+   window's, see ``monitor/engine/windows.py``);
+6. move the source offsets past the batch, with each partition's watermark;
+7. add the batch's counters to the run.
 
 Because offsets and everything derived from the records move together, a monitor that is
 stopped or killed at any point resumes from the last checkpoint and processes every record
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, tuple_, update
 
 from monitor.errors import StoreError
 from monitor.events import DriftEvent, Level, Position, Signal, stable_id
@@ -48,7 +50,7 @@ from monitor.store.fencing import Fence
 if TYPE_CHECKING:
     from monitor.config import HistorySettings
 
-__all__ = ["Batch", "HistoryFilter", "HistoryStore"]
+__all__ = ["Batch", "HistoryFilter", "HistoryStore", "WindowPart"]
 
 
 def _now_ms() -> int:
@@ -57,6 +59,24 @@ def _now_ms() -> int:
 
 def _by_id(x: DriftEvent | Signal) -> str:
     return x.id
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPart:
+    """The summaries (an opaque blob) of one batch's ``records`` of one input partition in
+    one (roll-up scope, event-time window); ``key`` is its identity in the store."""
+
+    scope: str
+    start_ms: int
+    source: str
+    partition: int
+    first_offset: int
+    records: int
+    blob: bytes
+
+    @property
+    def key(self) -> tuple[str, int, str, int, int]:
+        return (self.scope, self.start_ms, self.source, self.partition, self.first_offset)
 
 
 @dataclass(slots=True)
@@ -73,6 +93,10 @@ class Batch:
     labels: int = 0
     dead_letters: int = 0
     late: int = 0  # records whose roll-up window had closed (used by their leaf only)
+    window_parts: list[WindowPart] = field(default_factory=list)  # roll-up summaries to add
+    consumed_parts: list[tuple[str, int, str, int, int]] = field(default_factory=list)
+    # (source, partition) -> (watermark, wall ms heard): written with the partition's offset
+    marks: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +187,7 @@ class HistoryStore:
         >>> path = os.path.join(tempfile.mkdtemp(), "h.db")
         >>> store = HistoryStore.from_settings(HistorySettings(path=path))
         >>> store.location == path, store.dialect, store.revision
-        (True, 'sqlite', '0003')
+        (True, 'sqlite', '0004')
         >>> store.close()
         """
         return cls(settings.database_url(), connect_timeout_s=settings.connect_timeout_s)
@@ -172,6 +196,10 @@ class HistoryStore:
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for read-only query modules (API, dashboards)."""
         return self._db.engine
+
+    def ping(self) -> None:
+        """Connect once; the one-line ``StoreError`` of a store that cannot be reached."""
+        self._db.ping()
 
     def close(self) -> None:
         self._db.close()
@@ -318,18 +346,75 @@ class HistoryStore:
                     ),
                     [{"segment": key, "blob": blob} for key, blob in sorted(batch.states.items())],
                 )
-            if batch.offsets:
-                stmt = upsert(conn, t.offsets)
+            if batch.consumed_parts:
+                wp = t.window_parts
+                for key in sorted(batch.consumed_parts):
+                    conn.execute(
+                        delete(wp).where(
+                            tuple_(
+                                wp.c.scope,
+                                wp.c.start_ms,
+                                wp.c.source,
+                                wp.c.partition,
+                                wp.c.first_offset,
+                            )
+                            == tuple_(*key)
+                        )
+                    )
+            if batch.window_parts:
+                stmt = upsert(conn, t.window_parts)
                 conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["source", "partition"],
-                        set_={"next_offset": stmt.excluded.next_offset},
-                    ),
+                    stmt.on_conflict_do_nothing(),  # a replayed batch adds nothing twice
                     [
-                        {"source": s, "partition": p, "next_offset": o}
-                        for (s, p), o in sorted(batch.offsets.items())
+                        {
+                            "scope": w.scope,
+                            "start_ms": w.start_ms,
+                            "source": w.source,
+                            "partition": w.partition,
+                            "first_offset": w.first_offset,
+                            "records": w.records,
+                            "blob": w.blob,
+                        }
+                        for w in sorted(batch.window_parts, key=lambda w: w.key)
                     ],
                 )
+            if batch.offsets:
+                stmt = upsert(conn, t.offsets)
+                marks = batch.marks
+                plain = [k for k in sorted(batch.offsets) if k not in marks]
+                marked = [k for k in sorted(batch.offsets) if k in marks]
+                if plain:
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["source", "partition"],
+                            set_={"next_offset": stmt.excluded.next_offset},
+                        ),
+                        [
+                            {"source": s, "partition": p, "next_offset": batch.offsets[(s, p)]}
+                            for s, p in plain
+                        ],
+                    )
+                if marked:
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["source", "partition"],
+                            set_={
+                                "next_offset": stmt.excluded.next_offset,
+                                "mark_ms": stmt.excluded.mark_ms,
+                                "heard_ms": stmt.excluded.heard_ms,
+                            },
+                        ),
+                        [
+                            {
+                                "source": s,
+                                "partition": p,
+                                "next_offset": batch.offsets[(s, p)],
+                                "mark_ms": marks[(s, p)][0],
+                                "heard_ms": marks[(s, p)][1],
+                            }
+                            for s, p in marked
+                        ],
+                    )
             conn.execute(
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
@@ -430,6 +515,57 @@ class HistoryStore:
             q = q.where(t.offsets.c.source == source)
         with self._tx() as conn:
             return {(r.source, r.partition): r.next_offset for r in conn.execute(q)}
+
+    def window_marks(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(source, partition) -> (watermark, wall ms its owner last checkpointed records of
+        it), for every partition with a checkpointed watermark."""
+        o = t.offsets
+        q = select(o.c.source, o.c.partition, o.c.mark_ms, o.c.heard_ms).where(
+            o.c.mark_ms.is_not(None)
+        )
+        with self._tx() as conn:
+            return {
+                (r.source, r.partition): (int(r.mark_ms), int(r.heard_ms or 0))
+                for r in conn.execute(q)
+            }
+
+    def window_parts(self, start_below_ms: int) -> list[WindowPart]:
+        """The stored roll-up window parts of windows starting before ``start_below_ms``, in
+        key order.
+
+        >>> import tempfile, os
+        >>> store = HistoryStore(os.path.join(tempfile.mkdtemp(), "h.db"))
+        >>> run = store.start_run("logs")
+        >>> parts = [WindowPart("*", start, "logs", 0, off, 3, b"") for start, off in
+        ...          [(0, 0), (0, 3), (30_000, 6)]]
+        >>> store.checkpoint(run, Batch(window_parts=parts, offsets={("logs", 0): 9},
+        ...                             marks={("logs", 0): (31_000, 5)}), [])
+        >>> [(p.start_ms, p.first_offset) for p in store.window_parts(30_000)]
+        [(0, 0), (0, 3)]
+        >>> store.checkpoint(run, Batch(consumed_parts=[parts[0].key]), [])
+        >>> [p.first_offset for p in store.window_parts(60_000)], store.window_marks()
+        ([3, 6], {('logs', 0): (31000, 5)})
+        >>> store.close()
+        """
+        wp = t.window_parts
+        q = (
+            select(wp)
+            .where(wp.c.start_ms < start_below_ms)
+            .order_by(wp.c.scope, wp.c.start_ms, wp.c.source, wp.c.partition, wp.c.first_offset)
+        )
+        with self._tx() as conn:
+            return [
+                WindowPart(
+                    r.scope,
+                    int(r.start_ms),
+                    r.source,
+                    int(r.partition),
+                    int(r.first_offset),
+                    int(r.records),
+                    bytes(r.blob),
+                )
+                for r in conn.execute(q)
+            ]
 
     def detector_states(self, prefix: str | None = None) -> dict[str, bytes]:
         """Stored detector states by key; with ``prefix``, only the keys starting with it

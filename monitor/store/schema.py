@@ -16,7 +16,7 @@ with the write lock):
 >>> from monitor.store.database import Database
 >>> db = Database(os.path.join(tempfile.mkdtemp(), "h.db"))
 >>> current_revision(db) is None, upgrade(db), current_revision(db), head_revision()
-(True, '0003', '0003', '0003')
+(True, '0004', '0004', '0004')
 >>> db.close()
 """
 

@@ -296,8 +296,8 @@ def test_run_status_history_and_db_on_a_postgres_url(postgres_url: str, tmp_path
     r = driftgate("db", "current", "--json", "--db", pg_url, cwd=tmp_path)
     assert json.loads(r.stdout) | {"history": ""} == {
         "history": "",
-        "revision": "0003",
-        "head": "0003",
+        "revision": "0004",
+        "head": "0004",
         "state": "current",
     }
     # the URL from the environment works the same, and a password never shows

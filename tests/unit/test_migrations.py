@@ -69,7 +69,7 @@ def schema_version(target: str) -> str:
 
 def test_a_new_store_is_created_at_head_and_matches_tables_py(store_target: str) -> None:
     store = HistoryStore(store_target)
-    assert store.revision == head_revision() == "0003"
+    assert store.revision == head_revision() == "0004"
     store.close()
     engine = engine_of(store_target)
     try:
@@ -78,9 +78,9 @@ def test_a_new_store_is_created_at_head_and_matches_tables_py(store_target: str)
     finally:
         engine.dispose()
     assert diff == []  # the migrations build exactly what the queries use
-    assert schema_version(store_target) == "3"
+    assert schema_version(store_target) == "4"
     reopened = HistoryStore(store_target)  # opening again changes nothing
-    assert reopened.revision == "0003"
+    assert reopened.revision == "0004"
     reopened.close()
 
 
@@ -130,7 +130,7 @@ def test_stores_opened_at_once_migrate_once(store_target: str) -> None:
     for s in stores:
         s.close()
     assert errors == []
-    assert [s.revision for s in stores] == ["0003"] * 4
+    assert [s.revision for s in stores] == ["0004"] * 4
 
 
 # -- SQLite only: stores of the driftgate before migrations ---------------------------------
@@ -164,7 +164,7 @@ def test_a_pre_migration_store_is_stamped_and_upgraded_keeping_its_data(tmp_path
     legacy_store(path)
     assert "alembic_version" not in schema_of(str(path))
     store = HistoryStore(path)
-    assert store.revision == "0003"
+    assert store.revision == "0004"
     assert store.offsets() == {("logs", 0): 7}
     assert store.segment_counts() == {"region=eu": 7}
     assert store.detector_states() == {"region=eu": b"\x00\xff"}
@@ -175,12 +175,12 @@ def test_a_pre_migration_store_is_stamped_and_upgraded_keeping_its_data(tmp_path
     store.claim("a", 1, [("logs", 0)])
     store.checkpoint(store.start_run("logs"), Batch(offsets={("logs", 0): 9}), [])
     store.close()
-    assert schema_version(str(path)) == "3"
+    assert schema_version(str(path)) == "4"
     engine = engine_of(str(path))
     try:
         with engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     finally:
         engine.dispose()
 

@@ -371,7 +371,7 @@ def test_two_handles_on_one_store_share_it(store: HistoryStore, store_target: st
         other.checkpoint(other.start_run("logs"), Batch(counts={("s", "segment"): 2}), [])
         store.checkpoint(run, Batch(counts={("s", "segment"): 3}), [])
         assert other.segment_counts() == {"s": 5} == store.segment_counts()
-        assert other.revision == store.revision == "0003"
+        assert other.revision == store.revision == "0004"
     finally:
         other.close()
 

@@ -15,18 +15,58 @@ from hypothesis import strategies as st
 from detectors import SignalKind
 from detectors.window import QCUSUM, SignalKindName, Summary, WindowWatcher
 from monitor.config import load_settings
-from monitor.engine.windows import WindowStage
+from monitor.engine.exchange import MemoryExchange
+from monitor.engine.windows import ClosedWindow, WindowJudge, WindowStage
 from monitor.events import Position, Signal
 from monitor.pipeline import Monitor
 from monitor.segments import Segment
 from monitor.sinks import MemoryDeadLetters, MemorySink
 from monitor.sources import ListSource
 from monitor.sources.base import RawRecord
-from monitor.store import HistoryStore
+from monitor.store import Batch, HistoryStore
 from tests.factories import COHORTS, REGIONS, record, to_bytes
 
 G = Segment("*", "global", {})
 EU = Segment("region=eu", "region", {"region": "eu"})
+
+
+class _Local:
+    """A member's window stage and a single process's exchange, the way the monitor runs
+    them per batch: add records, then :meth:`ready` (drain, exchange, judge)."""
+
+    def __init__(self, width_ms: int, lateness_ms: int, idle_ms: int) -> None:
+        self.stage = WindowStage(width_ms, lateness_ms)
+        self.exchange = MemoryExchange(WindowJudge(width_ms, lateness_ms, idle_ms))
+        self.partitions: set[tuple[str, int]] = set()
+        self._now = 0
+        self.late_by_judge = 0
+
+    def assign(self, partitions: set[tuple[str, int]], now_ms: int) -> None:
+        self.partitions = partitions
+
+    def heard(self, partition: tuple[str, int], ts_ms: int, now_ms: int) -> None:
+        self.stage.heard(partition, ts_ms)
+        self._now = now_ms
+
+    def add(self, *args: Any) -> bool:
+        return self.stage.add(*args)
+
+    def ready(self, now_ms: int, final: bool = False) -> list[ClosedWindow]:
+        own = self.stage.drain()
+        marks = self.stage.marks_of(self.stage.marks, self._now)
+        closed, late = self.exchange.exchange(
+            own, marks, self.partitions, now_ms, Batch(), final=final
+        )
+        self.stage.closed_to = self.exchange.judge.closed_to
+        self.late_by_judge += late
+        return closed
+
+    def close_all(self) -> list[ClosedWindow]:
+        return self.ready(self._now, final=True)
+
+    @property
+    def late(self) -> int:
+        return self.stage.late + self.late_by_judge
 
 
 def _records(n: int, seed: int) -> list[tuple[int, int, float, str]]:
@@ -38,7 +78,7 @@ def _records(n: int, seed: int) -> list[tuple[int, int, float, str]]:
 
 
 def _closed(order: list[tuple[int, int, float, str]], batch: int) -> list[tuple[object, ...]]:
-    st_ = WindowStage(width_ms=1000, lateness_ms=0, idle_ms=10**9)
+    st_ = _Local(width_ms=1000, lateness_ms=0, idle_ms=10**9)
     st_.assign({("t", p) for p in range(3)}, now_ms=0)
     out = []
     for i in range(0, len(order), batch):
@@ -84,7 +124,7 @@ def test_windows_close_the_same_whatever_order_the_partitions_arrive_in(
 
 
 def test_a_window_waits_for_every_assigned_partition_until_it_goes_idle() -> None:
-    st_ = WindowStage(width_ms=1000, lateness_ms=0, idle_ms=5000)
+    st_ = _Local(width_ms=1000, lateness_ms=0, idle_ms=5000)
     st_.assign({("t", 0), ("t", 1)}, now_ms=0)
     for ts in (100, 900, 2500):
         st_.heard(("t", 0), ts, now_ms=10)
@@ -95,7 +135,7 @@ def test_a_window_waits_for_every_assigned_partition_until_it_goes_idle() -> Non
 
 
 def test_a_record_for_a_closed_window_is_late_counted_and_kept_out() -> None:
-    st_ = WindowStage(width_ms=1000, lateness_ms=500, idle_ms=10**9)
+    st_ = _Local(width_ms=1000, lateness_ms=500, idle_ms=10**9)
     for ts in (100, 1200, 1600):
         st_.heard(("t", 0), ts, now_ms=0)
         assert st_.add([G], [("x", 1.0, SignalKind.NUMERIC)], ts, Position("t", 0, ts))
