@@ -51,6 +51,7 @@ True
 from __future__ import annotations
 
 import math
+import pickle
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -128,6 +129,8 @@ class DecisionEngine:
         self.confirm = confirm if confirm is not None and confirm.alarms > 1 else None
         # recent alarm positions (detector observation counts) per stream, for ``confirm``
         self._alarms: dict[tuple[str, str, str], deque[int]] = {}
+        #: scopes whose decision state (evidence, alarms) changed since :meth:`scope_state`
+        self.changed: set[str] = set()
 
     @classmethod
     def from_signals(
@@ -162,12 +165,42 @@ class DecisionEngine:
                     s.level, s.id, list(s.evidence), [s.ts_ms] * len(s.evidence)
                 )
 
+    def scope_state(self, segment: str) -> bytes:
+        """What this engine remembers of one scope beyond its stored signal: the evidence
+        gathered since (WARN-level drifts counting towards ``halt_after``) and the recent
+        alarms of its streams (``confirm_alarms``). Checkpointed by the scope's owner, so a
+        member that takes the scope over decides as this one would have.
+
+        >>> from monitor.config import DecisionSettings
+        >>> a = DecisionEngine(DecisionSettings())
+        >>> a.active["x"] = ActiveScope(Level.WARN, "s1", ["e1", "e2"], [1, 2])
+        >>> b = DecisionEngine(DecisionSettings(), {"x": ActiveScope(Level.WARN, "s1", ["e1"])})
+        >>> b.restore_scopes({"x": a.scope_state("x")})
+        >>> b.active["x"].evidence
+        ['e1', 'e2']
+        """
+        alarms = {k: list(v) for k, v in self._alarms.items() if k[0] == segment}
+        return pickle.dumps((self.active.get(segment), alarms), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore_scopes(self, states: dict[str, bytes]) -> None:
+        """Take the :meth:`scope_state` of scopes; a scope's evidence only while the signal
+        it was gathered under is still the one in force."""
+        for segment, blob in states.items():
+            scope, alarms = pickle.loads(blob)
+            cur = self.active.get(segment)
+            if scope is not None and cur is not None and cur.signal_id == scope.signal_id:
+                self.active[segment] = scope
+            if self.confirm is not None:
+                for key, seen in alarms.items():
+                    self._alarms[key] = deque(seen, maxlen=self.confirm.alarms)
+
     def _confirmed(self, event: DriftEvent) -> bool:
         """Is this alarm confirmed by the rule (``confirm_alarms`` within ``confirm_within``)?"""
         rule = self.confirm
         if rule is None:
             return True
         key = (event.segment, event.signal, event.detector)
+        self.changed.add(event.segment)
         seen = self._alarms.setdefault(key, deque(maxlen=rule.alarms))
         seen.append(event.observations)
         return rule.halts(list(seen))[-1:] == [event.observations]
@@ -199,6 +232,7 @@ class DecisionEngine:
             return self._raise(Level.WARN, event, None, describe(event))
         cur.evidence.append(event.id)
         cur.evidence_ms.append(event.ts_ms)
+        self.changed.add(event.segment)
         window = self.settings.halt_within_s
         if window is not None:
             horizon = event.ts_ms - int(window * 1000)
@@ -230,4 +264,5 @@ class DecisionEngine:
             signal=event.signal,
         )
         self.active[event.segment] = ActiveScope(level, sig.id, evidence, evidence_ms)
+        self.changed.add(event.segment)
         return sig

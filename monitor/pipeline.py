@@ -81,6 +81,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+DECISION_STATE_PREFIX = "~decision:"  # rows of the decision engine's per-scope memory
 LABELS_STATE_KEY = "~labels"  # detector_state row that holds the label joiner
 FEATURES_STATE_KEY = "~features"  # detector_state row that holds each feature's kind
 DELIVERY_LEASE_MS = 60_000  # a claim on a signal's delivery to a sink holds this long
@@ -310,6 +311,10 @@ class Monitor:
             )
             self.windows.marks = {p: m for p, (m, _) in self.exchange.marks.items()}
         self.windows.closed_to = self.exchange.judge.closed_to
+        decisions = {
+            k[len(DECISION_STATE_PREFIX) :]: states.pop(k)
+            for k in [k for k in states if k.startswith(DECISION_STATE_PREFIX)]
+        }
         self.rollups.restore(states)
         self._kinds_saved = self.observer.n_kinds
         self.banks: dict[str, DetectorBank] = {
@@ -329,6 +334,7 @@ class Monitor:
             store.active_signals(),
             Persistence(b.confirm_alarms, b.confirm_within),
         )
+        self.engine.restore_scopes(decisions)
 
     def _assigned(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """Partitions were assigned (called from the source's poll, not its callback):
@@ -596,6 +602,9 @@ class Monitor:
             return  # an idle poll that closed no window: nothing to checkpoint
         batch.marks = marks
         self._detect(feed, closed, batch)
+        for scope in sorted(self.engine.changed):  # written by the scope's owner only
+            batch.states[DECISION_STATE_PREFIX + scope] = self.engine.scope_state(scope)
+        self.engine.changed.clear()
         batch.counts = dict(counts)
         batch.states |= {key: self.banks[key].state() for key in touched}
         for scope_key in sorted({w.segment.key for w in closed}):

@@ -257,3 +257,60 @@ def test_a_store_outage_mid_batch_is_waited_out_and_the_batch_read_again(
     leaves = [k for k in states["clean"] if not k.startswith("~")]
     assert leaves
     assert {k: states["flaky"][k] for k in leaves} == {k: states["clean"][k] for k in leaves}
+
+
+def test_a_member_taking_a_scope_over_keeps_counting_its_warn_level_drifts(
+    tmp_path: Path,
+) -> None:
+    """WARN-level drifts after a scope's WARN count towards ``halt_after``. A member that
+    takes the scope over mid-way (here: a new process on the same store, after the WARN
+    and a second WARN-level drift, before the third)
+    must go on counting from the same evidence, and so raise the HALT where one
+    uninterrupted member does."""
+    rng = random.Random(9)
+    recs = []
+    for k in range(2400):  # eu-west steps up three times: three WARN-level drifts per scope
+        for r in REGIONS:
+            for c in COHORTS:
+                step = (k >= 1000) + (k >= 1500) + (k >= 2000) if r == "eu-west" else 0
+                x = rng.gauss(0.0, 1.0) + 1.5 * step
+                recs.append(record(len(recs), region=r, cohort=c, features={"x": x}))
+    values = to_bytes(recs)
+    segments = sorted({(str(r["region"]), str(r["cohort"])) for r in recs})
+    parts: dict[int, list[bytes]] = {p: [] for p in range(N_PARTITIONS)}
+    for r, v in zip(recs, values, strict=True):
+        parts[segments.index((str(r["region"]), str(r["cohort"]))) % N_PARTITIONS].append(v)
+    decisions = {"warn_effect": 0.05, "halt_effect": 50.0, "halt_after": 3}
+
+    def settings(db: Path) -> Any:
+        return load_settings(
+            overrides={
+                "history": {"path": str(db)},
+                "source": {"batch_size": 250},
+                "decisions": decisions,
+                "detection": {"warmup": 300, "multivariate": {"enabled": False}},
+            },
+            search_cwd=False,
+        )
+
+    results = []
+    for split in (None, 62):  # 62 x 250 records: between the second and third steps
+        db = tmp_path / f"split-{split}.db"
+        store = HistoryStore(db)
+        member = Member("a", parts, set(parts))
+        store.claim("a", 1, member.partitions())
+        m = Monitor(settings(db), member, store, MemoryDeadLetters(), [])
+        run = store.start_run("a")
+        summary = RunSummary(run_id=run, source="a")
+        batches = 0
+        while not member.done():
+            if batches == split:  # another process takes over from the store
+                m = Monitor(settings(db), member, store, MemoryDeadLetters(), [])
+            m._process(run, member.poll(250), summary)
+            batches += 1
+        m._process(run, [], summary, final=True)
+        results.append({(s.segment, s.level.value, s.ts_ms) for s in _signals(store)})
+        store.close()
+    whole, taken_over = results
+    assert any(level == "HALT" for _, level, _ in whole), "halt_after escalated somewhere"
+    assert taken_over == whole
